@@ -1,0 +1,1 @@
+/* backoff.c: see backoff.h */

@@ -1,0 +1,1 @@
+/* cloudevent.c: see cloudevent.h */

@@ -1,0 +1,1 @@
+/* conf.c: see conf.h */

@@ -1,0 +1,129 @@
+/*
+ * The daemon's configuration: an INI file (default etc/firegrid.conf).
+ *
+ * Sections
+ *   [daemon]          gateway identity, state and plugin directories, logging
+ *   [store]           SQLite path, durability, event retention
+ *   [mqtt]            the local broker connection (one per gateway)
+ *   [source NAME]     which plugin decodes which MQTT topics; other keys in
+ *                     the section are the plugin's own options, validated
+ *                     later against the plugin's option table
+ *   [sink NAME]       a webhook receiver (one or more)
+ *
+ * Every daemon key is declared in an fg_option table in conf.c, which
+ * validates it and documents it.  Unknown keys, unknown sections, duplicate
+ * keys and bad values are errors that name file, line and key, e.g.
+ *   /etc/firegrid/firegrid.conf:14: [mqtt] port: expected an integer in 1..65535, got 'x'
+ * Secrets (`password`, `secret`) may instead be given as `password_file` /
+ * `secret_file`, read at load time.
+ *
+ * A loaded struct fg_conf is immutable; SIGHUP loads a new one and swaps it
+ * in only when it is entirely valid.
+ */
+#ifndef FG_CONF_H
+#define FG_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "firegrid/plugin.h"
+
+enum fg_durability {
+	FG_DURABILITY_NORMAL = 0,   /* WAL, synchronous=NORMAL: survives a crash of firegridd, may lose the last commits on power loss */
+	FG_DURABILITY_FULL = 1,     /* WAL, synchronous=FULL: fsync on every group commit */
+};
+
+/* A plugin option line kept raw until the plugin's table validates it. */
+struct fg_conf_kv {
+	char *key;
+	char *value;
+	int line;
+};
+
+struct fg_conf_source {
+	char *name;                /* from "[source NAME]" */
+	int line;                  /* line of the section header */
+	char *plugin;              /* plugin name (required) */
+	char **topics;             /* MQTT topic filters (required, >= 1) */
+	size_t n_topics;
+	int qos;                   /* subscription QoS, default 1 */
+	struct fg_conf_kv *opts;   /* remaining keys, for the plugin */
+	size_t n_opts;
+};
+
+struct fg_conf_sink {
+	char *name;                /* from "[sink NAME]" */
+	int line;
+	char *url;                 /* http:// or https:// (required) */
+	char *secret;              /* "whsec_<base64>" (required; or secret_file) */
+	int64_t timeout_ms;        /* whole request, default 10s */
+	int64_t connect_timeout_ms;/* default 5s */
+	int64_t max_connections;   /* per sink, default 4, max 16 */
+	int64_t retry_min_ms;      /* first backoff ceiling, default 1s */
+	int64_t retry_max_ms;      /* backoff cap, default 5m */
+	int64_t give_up_ms;        /* non-critical revisions older than this are
+	                              dead-lettered; default 7d; critical never */
+	fg_severity min_severity;  /* default info: send everything */
+	char *ca_file;             /* optional, for https */
+	int tls_verify;            /* default 1 */
+};
+
+struct fg_conf {
+	char *path;                /* file it was loaded from */
+
+	/* [daemon] */
+	char *gateway_id;          /* required; appears in webhook source/ids */
+	char *state_dir;           /* default /var/lib/firegrid */
+	char *plugin_dir;          /* default: the install's plugin dir */
+	int log_level;             /* FG_LOG_*; default info */
+	int64_t watchdog_ms;       /* 0 = use WATCHDOG_USEC from systemd */
+	int64_t shutdown_timeout_ms; /* max wait for in-flight webhooks on SIGTERM, default 5s */
+
+	/* [store] */
+	char *db_path;             /* default <state_dir>/firegrid.db; relative = under state_dir */
+	enum fg_durability durability;
+	int64_t event_retention_ms;/* default 30d */
+	int64_t max_events;        /* default 1000000 */
+
+	/* [mqtt] */
+	int mqtt_enabled;          /* default 1 */
+	char *mqtt_host;           /* default 127.0.0.1 */
+	int64_t mqtt_port;         /* default 1883 */
+	char *mqtt_client_id;      /* default "firegrid-<gateway_id>" */
+	char *mqtt_username;
+	char *mqtt_password;       /* or password_file */
+	char *mqtt_ca_file;        /* enables TLS */
+	char *mqtt_cert_file;
+	char *mqtt_key_file;
+	int mqtt_tls_insecure;     /* skip host name check; default 0 */
+	int64_t mqtt_keepalive_s;  /* default 30 */
+	int64_t mqtt_reconnect_min_ms; /* default 500ms */
+	int64_t mqtt_reconnect_max_ms; /* default 30s */
+	int64_t mqtt_max_payload;  /* bytes; larger messages are counted and dropped; default 262144 */
+
+	struct fg_conf_source *sources;
+	size_t n_sources;
+	struct fg_conf_sink *sinks;
+	size_t n_sinks;
+};
+
+/*
+ * Load and validate a config file.  On success returns 0 and *ret.  On
+ * failure returns a negative errno and *ret_errors holds one or more
+ * newline-separated messages of the form "FILE:LINE: [section] key: reason"
+ * (malloc'd; the caller frees).  Every error in the file is reported, not
+ * just the first.
+ */
+int fg_conf_load(const char *path, struct fg_conf **ret, char **ret_errors);
+
+/* Same, from a string (tests, fuzzing); `name` stands in for the file name. */
+int fg_conf_load_string(const char *name, const char *text, struct fg_conf **ret,
+                        char **ret_errors);
+
+void fg_conf_free(struct fg_conf *conf);   /* NULL-safe */
+
+/* Write the documented default config (every key, its default and its
+ * description, generated from the tables) to f. */
+#include <stdio.h>
+void fg_conf_write_defaults(FILE *f);
+
+#endif

@@ -1,0 +1,2 @@
+/* ctl.c: see ctl.h */
+int main(void) { return 0; }

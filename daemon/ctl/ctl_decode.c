@@ -1,0 +1,1 @@
+/* ctl_decode.c: see ctl.h */

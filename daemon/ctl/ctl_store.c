@@ -1,0 +1,1 @@
+/* ctl_store.c: see ctl.h */

@@ -1,0 +1,1 @@
+/* incident.c: see incident.h */

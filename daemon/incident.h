@@ -1,0 +1,92 @@
+/*
+ * Incidents: the dedupe/correlation core.  One incident per dedup key
+ * ("<device>|<kind>") while it is not closed.
+ *
+ *   alarm kind, no open incident      -> new incident, state "open",
+ *                                        revision 1, outbox "opened"
+ *   alarm kind, open incident         -> count++, last_seen; no webhook
+ *                                        (unless it was cleared: then the
+ *                                        clear is undone, revision++, outbox
+ *                                        "updated" with reason "realarm")
+ *   clear/online/fire_lane_cleared    -> matching open incidents of the
+ *                                        device get cleared_ms, revision++,
+ *                                        outbox "cleared"; none open: nothing
+ *   test                              -> event recorded, never an incident
+ *
+ * Every event is recorded in `events` with the incident it touched.  All of
+ * this runs inside the store's group transaction, so an event, its incident
+ * change and its outbox rows commit together or not at all.
+ */
+#ifndef FG_INCIDENT_H
+#define FG_INCIDENT_H
+
+#include <stdint.h>
+#include "event.h"
+#include "store.h"
+
+struct fg_outbox;
+
+/* Incident states (issue: ops-center loop adds the transitions). */
+#define FG_STATE_OPEN        "open"
+#define FG_STATE_REPORTED    "reported"
+#define FG_STATE_DISPATCHED  "dispatched"
+#define FG_STATE_IN_PROGRESS "in_progress"
+#define FG_STATE_RESOLVED    "resolved"
+#define FG_STATE_CLOSED      "closed"
+#define FG_STATE_RETURNED    "returned"
+#define FG_STATE_REOPENED    "reopened"
+
+/* A row of `incidents` as read back; strings owned by the struct's user
+ * (filled by fg_incident_get into caller storage via fg_incident_free). */
+struct fg_incident {
+	int64_t id;
+	char *dedup_key;
+	char *device;
+	char *source;
+	char *plugin;
+	fg_kind kind;
+	fg_severity severity;
+	char *state;
+	int64_t revision;
+	int64_t count;
+	int64_t opened_ms;
+	int64_t last_seen_ms;
+	int64_t cleared_ms;        /* 0 = not cleared */
+	int64_t closed_ms;         /* 0 = not closed */
+	int64_t reported_ms;       /* 0 = no sink accepted it yet */
+	int has_value;
+	double value;
+	char *unit;
+	char *attrs_json;          /* attrs of the latest event, or NULL */
+};
+
+void fg_incident_clear(struct fg_incident *inc);   /* frees strings, NULL-safe */
+
+typedef struct fg_incidents fg_incidents;
+
+int fg_incidents_new(fg_store *st, struct fg_outbox *ob, fg_incidents **ret);
+void fg_incidents_free(fg_incidents *inc);
+
+/* What one event did, for counters and logs. */
+enum fg_apply_result {
+	FG_APPLY_RECORDED = 0,    /* stored as an event only (test, stray clear) */
+	FG_APPLY_OPENED,          /* new incident */
+	FG_APPLY_REPEAT,          /* folded into an open incident */
+	FG_APPLY_REALARM,         /* re-alarm of a cleared, still-open incident */
+	FG_APPLY_CLEARED,         /* cleared one or more incidents */
+};
+
+/* Fold one event in (inside the current transaction; begins it if needed).
+ * Returns an fg_apply_result (>= 0) or a negative errno. *ret_incident_id
+ * (may be NULL) gets the incident touched, 0 if none. */
+int fg_incidents_apply(fg_incidents *inc, const struct fg_ev *ev, int64_t *ret_incident_id);
+
+/* A sink accepted a revision (2xx).  The first acceptance moves the incident
+ * from open to reported (history row, actor = sink name). */
+int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
+                               const char *sink, int64_t at_ms);
+
+/* Read one incident by id: 0, -ENOENT, or -errno. */
+int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * firegrid plugin ABI, version 1.
+ *
+ * A firegrid plugin is a pure decoder: it is handed one raw device message
+ * (MQTT payload, HTTP body, polled register block) together with where it
+ * came from, and it reports zero or more normalised events back to the host
+ * through a callback.  Plugins never touch SQLite, sockets, curl or the event
+ * loop; everything they need from the outside world is in struct fg_host.
+ * That keeps them small and testable from corpus files alone
+ * (`firegridctl decode` runs exactly the code path the daemon runs).
+ *
+ * Versioning
+ *   Every struct that crosses the boundary begins with its size (and the
+ *   descriptor also with FG_PLUGIN_ABI_MAJOR).  New fields are only ever
+ *   appended.  The host refuses a plugin whose abi_major differs from its own
+ *   or whose descriptor is smaller than the v1 descriptor, and it reads
+ *   optional trailing fields only when struct_size says they are present.
+ *   Plugins must likewise check fg_msg.struct_size / fg_host.struct_size
+ *   before reading fields added after v1 (none yet).
+ *
+ * Threading
+ *   All plugin entry points are called on the host's loop thread, one call
+ *   at a time per plugin instance.  A plugin may keep private state in the
+ *   pointer returned by init(); it must not start threads or block.  decode()
+ *   should return in well under a millisecond for a typical message.
+ *
+ * Ownership
+ *   Everything the host passes in (messages, option values, state strings) is
+ *   owned by the host and valid only for the duration of the call, unless
+ *   stated otherwise.  Everything the plugin passes to emit() is copied by the
+ *   host before emit() returns, so stack buffers are fine.
+ *
+ * Exporting
+ *   A plugin source file defines its descriptor with FG_PLUGIN_DEFINE().  When
+ *   built as a shared module (meson defines FG_PLUGIN_MODULE) this also emits
+ *   the single exported symbol `firegrid_plugin_v1`, a function returning the
+ *   descriptor; build with -fvisibility=hidden so nothing else leaks.  When
+ *   linked statically (tests, firegridctl), the descriptor is reachable as
+ *   `fg_plugin_<name>` and the host registers it as a built-in.
+ */
+#ifndef FIREGRID_PLUGIN_H
+#define FIREGRID_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped only for incompatible changes; appending fields does not bump it. */
+#define FG_PLUGIN_ABI_MAJOR 1u
+
+/* ------------------------------------------------------------------------ */
+/* Normalised events                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* What happened.  Values are part of the ABI: never renumber, only append. */
+typedef enum fg_kind {
+	FG_KIND_NONE = 0,
+	FG_KIND_SMOKE = 1,
+	FG_KIND_HEAT = 2,
+	FG_KIND_CO = 3,
+	FG_KIND_TEST = 4,             /* self-test / test button; never a fire */
+	FG_KIND_CLEAR = 5,            /* back to normal; see fg_event.clears */
+	FG_KIND_BATTERY_LOW = 6,
+	FG_KIND_TAMPER = 7,
+	FG_KIND_FAULT = 8,
+	FG_KIND_OFFLINE = 9,
+	FG_KIND_ONLINE = 10,
+	FG_KIND_OVERTEMP = 11,
+	FG_KIND_OVERCURRENT = 12,
+	FG_KIND_RESIDUAL_CURRENT = 13,
+	FG_KIND_FIRE_LANE_BLOCKED = 14,
+	FG_KIND_FIRE_LANE_CLEARED = 15,
+	FG_KIND__COUNT
+} fg_kind;
+
+typedef enum fg_severity {
+	FG_SEV_INFO = 0,
+	FG_SEV_WARNING = 1,
+	FG_SEV_MAJOR = 2,
+	FG_SEV_CRITICAL = 3,
+} fg_severity;
+
+/*
+ * One normalised event, reported by a plugin through fg_host.emit().
+ * All pointers are borrowed for the duration of emit() only.
+ */
+struct fg_event {
+	uint32_t struct_size;     /* sizeof(struct fg_event) as the plugin saw it */
+	fg_kind kind;
+	fg_severity severity;
+	/* Stable device id within this plugin (e.g. a Zigbee IEEE address, a
+	 * Shelly `src`).  Never NULL or empty.  The host qualifies it with the
+	 * source name when it has to be unique across sources. */
+	const char *device;
+	/* For FG_KIND_CLEAR: which kind returns to normal (e.g. FG_KIND_SMOKE).
+	 * FG_KIND_NONE means "every active condition of this device".  Ignored
+	 * for other kinds. */
+	fg_kind clears;
+	/* Optional measured value (has_value != 0), e.g. 38 with unit "mA".
+	 * Units are SI-ish short symbols: "ppm", "mA", "A", "W", "V", "degC",
+	 * "%", "s". */
+	int has_value;
+	double value;
+	const char *unit;          /* NULL when has_value == 0 */
+	/* Time the device says the event happened, Unix epoch milliseconds, or
+	 * 0 when the message carries no trustworthy clock. */
+	int64_t device_time_ms;
+	/* Extra facts as a JSON object text (e.g. {"model":"HS1SA","battery":99}),
+	 * or NULL.  The host validates it, stores it with the event and carries it
+	 * in webhooks.  Must be an object; anything else is dropped with a
+	 * counted error. */
+	const char *attrs_json;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                  */
+/* ------------------------------------------------------------------------ */
+
+struct fg_header {
+	const char *name;          /* lower-case for HTTP */
+	const char *value;
+};
+
+/* One raw message from a transport. */
+struct fg_msg {
+	uint32_t struct_size;
+	const char *source;        /* configured source name, e.g. "z2m" */
+	const char *transport;     /* "mqtt", "http", "modbus", "file" */
+	const char *topic;         /* MQTT topic or HTTP path; never NULL */
+	const uint8_t *payload;    /* may be NULL when len == 0 */
+	size_t len;                /* payloads are NOT NUL-terminated */
+	int qos;                   /* MQTT QoS, 0 for other transports */
+	int retained;              /* MQTT retain flag as delivered */
+	const struct fg_header *headers;  /* HTTP / decode --header; may be NULL */
+	size_t n_headers;
+	int64_t recv_time_ms;      /* when the host received it, epoch ms */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Host services                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Opaque per-call context the host hands to decode(); pass it back to every
+ * fg_host function.  Valid only during that decode() call. */
+typedef struct fg_decode_ctx fg_decode_ctx;
+
+enum fg_log_level {
+	FG_LOG_ERR = 3,
+	FG_LOG_WARN = 4,
+	FG_LOG_INFO = 6,
+	FG_LOG_DEBUG = 7,
+};
+
+struct fg_host {
+	uint32_t struct_size;
+	uint32_t abi_major;
+
+	/* Report one normalised event.  The host copies everything. Returns 0,
+	 * or a negative errno when the event was rejected (bad kind, empty
+	 * device, attrs not a JSON object); the rejection is counted and logged
+	 * by the host, the plugin may simply carry on. */
+	int (*emit)(fg_decode_ctx *ctx, const struct fg_event *ev);
+
+	/* Explain why decode() is about to fail (printf-style).  The host logs
+	 * the reason once, with source, topic and plugin attached, and counts it.
+	 * Use together with a negative return from decode(). */
+	void (*fail)(fg_decode_ctx *ctx, const char *fmt, ...)
+		__attribute__((format(printf, 2, 3)));
+
+	/* Log a line tagged with the plugin name; the host rate-limits it. */
+	void (*log)(fg_decode_ctx *ctx, int level, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+
+	/*
+	 * Per-device state the host keeps for the plugin instance, so decoders
+	 * can detect transitions (false -> true) across messages and restarts.
+	 * `device` may be "" for instance-wide state (e.g. a name -> id map).
+	 * Keys and values are NUL-terminated strings of at most 1024 bytes.
+	 * state_get returns NULL when unset; the string stays valid until the
+	 * next state_set on the same device+key or the end of decode().
+	 * state_set with value NULL deletes.  The daemon persists state in its
+	 * store with the same commit as the events of this message.
+	 */
+	const char *(*state_get)(fg_decode_ctx *ctx, const char *device, const char *key);
+	int (*state_set)(fg_decode_ctx *ctx, const char *device, const char *key,
+	                 const char *value);
+
+	/* Current wall-clock time, epoch ms (the decode tool may pin it). */
+	int64_t (*now_ms)(fg_decode_ctx *ctx);
+};
+
+/* ------------------------------------------------------------------------ */
+/* Declarative options                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef enum fg_opt_type {
+	FG_OPT_END = 0,      /* terminates an option table */
+	FG_OPT_STRING,       /* const char *; host-owned, valid until fini() */
+	FG_OPT_INT,          /* int64_t */
+	FG_OPT_DOUBLE,       /* double */
+	FG_OPT_BOOL,         /* int: 0 or 1; accepts true/false/yes/no/on/off/1/0 */
+	FG_OPT_DURATION,     /* int64_t milliseconds; accepts 500ms, 10s, 5m, 24h, 2d */
+} fg_opt_type;
+
+/*
+ * One plugin option, as written in a [source NAME] section of the config.
+ * The host parses the value, checks it against the type (and min/max for
+ * numbers when max > min), and stores it at `offset` inside a zeroed config
+ * block of fg_plugin.config_size bytes that init() receives.  Unknown keys
+ * are config errors naming file, line and key.  The same table generates the
+ * documented defaults (`firegridctl plugins`).
+ */
+struct fg_option {
+	const char *key;
+	fg_opt_type type;
+	const char *default_value;  /* text form; NULL = no default (zero/NULL) */
+	size_t offset;              /* offsetof(your_config, field) */
+	const char *description;    /* one line, shown in docs and CLI */
+	double min, max;            /* numeric bounds when max > min */
+};
+
+#define FG_OPTION_END { NULL, FG_OPT_END, NULL, 0, NULL, 0, 0 }
+
+/* ------------------------------------------------------------------------ */
+/* The descriptor                                                            */
+/* ------------------------------------------------------------------------ */
+
+struct fg_plugin {
+	uint32_t abi_major;          /* FG_PLUGIN_ABI_MAJOR */
+	uint32_t struct_size;        /* sizeof(struct fg_plugin) */
+	const char *name;            /* [a-z0-9_-]+, unique; used in config */
+	const char *version;         /* plugin's own version, free text */
+	const char *description;     /* one line */
+
+	const struct fg_option *options;  /* may be NULL; ends with FG_OPTION_END */
+	size_t config_size;               /* size of the block options write into */
+
+	/*
+	 * Create an instance.  `config` points at the parsed option block (owned
+	 * by the host, valid until fini).  Store what you need in *ret_state
+	 * (may stay NULL).  Return 0, or a negative errno; on failure fini() is
+	 * not called and the host refuses the source with a clear message.
+	 */
+	int (*init)(const struct fg_host *host, const void *config, void **ret_state);
+
+	/* Destroy an instance.  May be NULL.  Accepts state == NULL. */
+	void (*fini)(void *state);
+
+	/*
+	 * Decode one message.  Call host->emit() for each event (zero is fine:
+	 * heartbeats, duplicates and refreshes produce none).  Return 0 when the
+	 * message was understood, or a negative errno (-EINVAL malformed,
+	 * -EPROTO unexpected shape, -ENOENT unknown device, -E2BIG too large)
+	 * after explaining it with host->fail().  Events emitted before a failure
+	 * are kept.  Must never crash on any input.
+	 */
+	int (*decode)(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx);
+};
+
+/* Name of the one symbol a plugin module exports. */
+#define FG_PLUGIN_SYMBOL "firegrid_plugin_v1"
+typedef const struct fg_plugin *(*fg_plugin_entry_fn)(void);
+
+#if defined(FG_PLUGIN_MODULE)
+#define FG__PLUGIN_EXPORT(ident)                                              \
+	__attribute__((visibility("default"))) const struct fg_plugin *         \
+	firegrid_plugin_v1(void);                                               \
+	const struct fg_plugin *firegrid_plugin_v1(void) { return &fg_plugin_##ident; }
+#else
+#define FG__PLUGIN_EXPORT(ident)
+#endif
+
+/*
+ * Define a plugin descriptor:
+ *   FG_PLUGIN_DEFINE(zigbee2mqtt, .name = "zigbee2mqtt", .decode = z2m_decode, ...);
+ * `ident` is a C identifier (dashes in .name become underscores here).
+ */
+#define FG_PLUGIN_DEFINE(ident, ...)                                          \
+	const struct fg_plugin fg_plugin_##ident = {                            \
+		.abi_major = FG_PLUGIN_ABI_MAJOR,                               \
+		.struct_size = sizeof(struct fg_plugin),                        \
+		__VA_ARGS__                                                     \
+	};                                                                      \
+	FG__PLUGIN_EXPORT(ident)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FIREGRID_PLUGIN_H */

@@ -1,0 +1,1 @@
+/* ingest.c: see ingest.h */

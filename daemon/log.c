@@ -1,0 +1,1 @@
+/* log.c: see log.h */

@@ -1,0 +1,1 @@
+/* mqtt.c: see mqtt.h */

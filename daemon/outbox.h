@@ -1,0 +1,80 @@
+/*
+ * The webhook outbox: one row per (sink, incident revision), written in the
+ * same transaction as the incident change, drained by webhook.c after
+ * commit.  The body is built once at enqueue time (CloudEvents JSON), so a
+ * retry re-sends exactly the same bytes under the same webhook-id.
+ *
+ * Ordering: a row is due only when no older row of the same incident for
+ * the same sink is still pending (per-incident order), and due rows come out
+ * highest priority (= severity) first, then oldest first, so fire-class
+ * revisions overtake a backlog of lower severities.
+ */
+#ifndef FG_OUTBOX_H
+#define FG_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "conf.h"
+#include "event.h"
+#include "incident.h"
+#include "store.h"
+
+typedef struct fg_outbox fg_outbox;
+
+/* Sinks are taken from conf (names, min_severity); gateway_id goes into the
+ * CloudEvents source and webhook ids.  conf must outlive the outbox (or be
+ * replaced with fg_outbox_set_conf on reload). */
+int fg_outbox_new(fg_store *st, const struct fg_conf *conf, fg_outbox **ret);
+void fg_outbox_set_conf(fg_outbox *ob, const struct fg_conf *conf);
+void fg_outbox_free(fg_outbox *ob);
+
+/*
+ * Enqueue revision inc->revision of an incident for every sink whose
+ * min_severity admits it.  change is "opened", "updated" or "cleared" (the
+ * CloudEvents type becomes "org.firegrid.incident.<change>").  trigger may be
+ * NULL.  webhook-id = "<gateway_id>-<incident id>-<revision>".
+ * Returns the number of rows queued or -errno.
+ */
+int fg_outbox_enqueue(fg_outbox *ob, const struct fg_incident *inc,
+                      const struct fg_ev *trigger, const char *change, int64_t now_ms);
+
+struct fg_outbox_row {
+	int64_t id;
+	char *sink;
+	int64_t incident_id;
+	int64_t revision;
+	char *webhook_id;
+	char *type;
+	char *body;
+	size_t body_len;
+	int priority;
+	int64_t attempts;
+	int64_t created_ms;
+	int64_t next_attempt_ms;
+};
+void fg_outbox_row_clear(struct fg_outbox_row *row);      /* NULL-safe */
+void fg_outbox_rows_free(struct fg_outbox_row *rows, size_t n);
+
+/*
+ * Rows due for `sink` at now_ms, in delivery order, skipping the ids in
+ * skip[] (in flight) and any row whose incident has an older pending row.
+ * At most `limit` rows.  *ret is malloc'd (free with fg_outbox_rows_free).
+ */
+int fg_outbox_due(fg_outbox *ob, const char *sink, int64_t now_ms,
+                  const int64_t *skip, size_t n_skip, size_t limit,
+                  struct fg_outbox_row **ret, size_t *ret_n);
+
+/* Earliest next_attempt_ms of any pending row of sink, or INT64_MAX. */
+int64_t fg_outbox_next_due_ms(fg_outbox *ob, const char *sink);
+
+/* Outcomes, each inside the group transaction. */
+int fg_outbox_done(fg_outbox *ob, int64_t id);
+int fg_outbox_retry(fg_outbox *ob, int64_t id, int64_t next_attempt_ms,
+                    int http_status, const char *error);
+int fg_outbox_dead(fg_outbox *ob, int64_t id, int http_status,
+                   const char *response_excerpt, const char *error, int64_t now_ms);
+
+/* Depth and age of the oldest pending row (for status and metrics). */
+int fg_outbox_stats(fg_outbox *ob, int64_t *ret_depth, int64_t *ret_oldest_created_ms);
+
+#endif

@@ -1,0 +1,1 @@
+/* plugin_host.c: see plugin_host.h */

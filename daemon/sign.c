@@ -1,0 +1,1 @@
+/* sign.c: see sign.h */

@@ -1,0 +1,98 @@
+/*
+ * The store: one SQLite database in WAL mode that holds everything that
+ * matters (events, devices, incidents and their history, the webhook outbox,
+ * dead letters, plugin state, counters).  A restart resumes from it.
+ *
+ * Transactions are group commits: the first write in a loop iteration opens
+ * a transaction (fg_store_begin), and fg_store_commit() ends it, either from
+ * the MQTT module right before it lets libmosquitto write PUBACKs, or from
+ * the loop's check phase.  durability=full makes each commit an fsync.
+ *
+ * Each module owns the SQL for its own tables (incident.c, outbox.c, ...)
+ * and uses fg_store_stmt() to get cached prepared statements; store.c owns
+ * the connection, the schema and its migrations, and transactions.
+ *
+ * Thread: loop thread only (firegridctl opens its own read-only connection).
+ *
+ * Schema v1 (PRAGMA user_version = 1):
+ *   devices(id TEXT PK, source, plugin, first_seen_ms, last_seen_ms,
+ *           registered INT DEFAULT 0, attrs TEXT)
+ *   events(id INTEGER PK, recv_ms, device_ms, source, plugin, device, kind,
+ *          severity, clears, value REAL, unit, attrs, incident_id)
+ *   incidents(id INTEGER PK, dedup_key, device, source, plugin, kind,
+ *          severity, state, revision, count, opened_ms, last_seen_ms,
+ *          cleared_ms, closed_ms, value REAL, unit, attrs, first_event_id,
+ *          last_event_id, reported_ms)
+ *      UNIQUE INDEX on dedup_key WHERE state <> 'closed'
+ *   incident_history(id INTEGER PK, incident_id, at_ms, from_state,
+ *          to_state, actor, channel, note)
+ *   outbox(id INTEGER PK, sink, incident_id, revision, webhook_id, type,
+ *          priority, body, created_ms, next_attempt_ms, attempts,
+ *          last_status, last_error, UNIQUE(sink, webhook_id))
+ *   dead_letters(id INTEGER PK, sink, incident_id, revision, webhook_id,
+ *          type, body, status, response, error, attempts, created_ms,
+ *          failed_ms)
+ *   plugin_state(source, device, key, value, PK(source, device, key))
+ *   metrics(name TEXT PK, value INTEGER, updated_ms)
+ */
+#ifndef FG_STORE_H
+#define FG_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "conf.h"
+
+typedef struct fg_store fg_store;
+
+/* Open (creating and migrating as needed) the database at path.  Sets WAL,
+ * synchronous per durability, busy_timeout, foreign keys.  Returns 0 or a
+ * negative errno; *ret untouched on failure. */
+int fg_store_open(const char *path, enum fg_durability durability, fg_store **ret);
+/* Open read-only for firegridctl; no migrations (fails with -EPROTO if the
+ * schema is newer than this binary knows). */
+int fg_store_open_readonly(const char *path, fg_store **ret);
+void fg_store_close(fg_store *st);          /* commits nothing; NULL-safe */
+
+sqlite3 *fg_store_db(fg_store *st);
+int fg_store_schema_version(fg_store *st);
+
+/* Begin the group transaction if none is open (idempotent). */
+int fg_store_begin(fg_store *st);
+/* Commit the open transaction, if any, then run the commit hooks.
+ * Returns 0, or a negative errno (the transaction is rolled back and the
+ * caller must treat the batch as not stored). */
+int fg_store_commit(fg_store *st);
+bool fg_store_in_txn(fg_store *st);
+
+/* Called after every successful commit that wrote something (webhook uses
+ * it to pick up new outbox rows).  Up to 8 hooks. */
+typedef void (*fg_store_commit_cb)(void *data);
+int fg_store_on_commit(fg_store *st, fg_store_commit_cb cb, void *data);
+
+/*
+ * Cached prepared statement for `sql` (keyed by the string pointer, so pass
+ * a string literal or a static).  Reset and bindings cleared before being
+ * returned.  NULL on error (logged once by the store with the SQL).
+ */
+sqlite3_stmt *fg_store_stmt(fg_store *st, const char *sql);
+
+/* Map an SQLite result code to a negative errno (-EIO, -ENOSPC, -EBUSY...). */
+int fg_store_errno(int sqlite_rc);
+
+/* Delete events older than retention and beyond max_events (bounded work
+ * per call; call it periodically).  Returns rows deleted or -errno. */
+int fg_store_prune_events(fg_store *st, int64_t now_ms, int64_t retention_ms, int64_t max_events);
+
+/* Persist plugin state (called from the plugin host's state_set). */
+int fg_store_state_put(fg_store *st, const char *source, const char *device,
+                       const char *key, const char *value /* NULL deletes */);
+/* Call cb for every stored state entry of a source (startup). */
+int fg_store_state_load(fg_store *st, const char *source,
+                        void (*cb)(void *data, const char *device, const char *key, const char *value),
+                        void *data);
+
+/* Counters snapshot, written periodically so firegridctl can show them. */
+int fg_store_metric_put(fg_store *st, const char *name, int64_t value, int64_t now_ms);
+
+#endif

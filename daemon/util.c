@@ -1,0 +1,1 @@
+/* util.c: see util.h */

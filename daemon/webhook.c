@@ -1,0 +1,1 @@
+/* webhook.c: see webhook.h */
