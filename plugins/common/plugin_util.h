@@ -17,6 +17,7 @@
 #include "firegrid/plugin.h"
 
 #define PU_UNUSED __attribute__((unused))
+#define PU_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Payloads larger than this are refused before parsing. */
 #define PU_MAX_PAYLOAD (1024 * 1024)
@@ -48,9 +49,10 @@ static PU_UNUSED const char *pu_describe(const json_t *v, char *buf, size_t len)
 }
 
 /*
- * Parse a payload as JSON (duplicate keys refused: they make a message
- * ambiguous).  On failure explains why through host->fail and returns
- * -EINVAL; *ret is a new reference on success.
+ * Parse a payload as JSON text of any type (the caller checks the shape;
+ * duplicate keys are refused: they make a message ambiguous).  On failure
+ * explains why through host->fail and returns -EINVAL (-E2BIG past
+ * PU_MAX_PAYLOAD); *ret is a new reference on success.
  */
 static PU_UNUSED int pu_parse_json(const struct fg_host *host, fg_decode_ctx *ctx,
                                    const struct fg_msg *msg, json_t **ret)
@@ -61,8 +63,8 @@ static PU_UNUSED int pu_parse_json(const struct fg_host *host, fg_decode_ctx *ct
 		return -E2BIG;
 	}
 	json_error_t err;
-	json_t *root = json_loadb((const char *)msg->payload, msg->len, JSON_REJECT_DUPLICATES,
-	                          &err);
+	json_t *root = json_loadb((const char *)msg->payload, msg->len,
+	                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
 	if (!root) {
 		host->fail(ctx, "payload is not valid JSON: %s (line %d, column %d)", err.text,
 		           err.line, err.column);
