@@ -738,32 +738,27 @@ static void opt_error(FILE *f, const char *conf_path, int line, const char *sour
 }
 
 /*
- * Parse the [source] keys into the plugin's option block.  Defaults are set
- * only for keys the section does not give, so no string is ever set twice.
- * Every problem is written to f; returns the number of problems.
+ * Defaults first, then the [source] keys over them (fg_options_set frees a
+ * string it replaces).  Every problem is written to f; returns how many.
  */
 static int apply_options(fg_source_inst *si, const char *conf_path, FILE *f)
 {
 	const struct fg_conf_source *src = si->src;
 	const struct fg_plugin *p = si->plugin;
-	const struct fg_option *table = p->options;
-	char err[256];
+	char err[256] = "";
 	int nerr = 0;
 
+	if (fg_options_defaults(p->options, si->config, err, sizeof(err)) < 0) {
+		opt_error(f, conf_path, src->line, si->name, "plugin",
+		          "plugin '%s' has a bad default: %s", p->name, err);
+		return 1;
+	}
 	for (size_t i = 0; i < src->n_opts; i++) {
 		const struct fg_conf_kv *kv = &src->opts[i];
-		const struct fg_option *o = table ? fg_options_find(table, kv->key) : NULL;
+		const struct fg_option *o = fg_options_find(p->options, kv->key);
 		if (!o) {
 			opt_error(f, conf_path, kv->line, si->name, kv->key,
 			          "unknown option for plugin '%s'", p->name);
-			nerr++;
-			continue;
-		}
-		bool dup = false;
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = strcmp(src->opts[j].key, kv->key) == 0;
-		if (dup) {
-			opt_error(f, conf_path, kv->line, si->name, kv->key, "given twice");
 			nerr++;
 			continue;
 		}
@@ -771,22 +766,6 @@ static int apply_options(fg_source_inst *si, const char *conf_path, FILE *f)
 		if (fg_options_set(o, si->config, kv->value, err, sizeof(err)) < 0) {
 			opt_error(f, conf_path, kv->line, si->name, kv->key, "%s",
 			          err[0] ? err : "invalid value");
-			nerr++;
-		}
-	}
-	for (const struct fg_option *o = table; o && o->key; o++) {
-		if (!o->default_value)
-			continue;
-		bool given = false;
-		for (size_t i = 0; i < src->n_opts && !given; i++)
-			given = strcmp(src->opts[i].key, o->key) == 0;
-		if (given)
-			continue;
-		err[0] = '\0';
-		if (fg_options_set(o, si->config, o->default_value, err, sizeof(err)) < 0) {
-			opt_error(f, conf_path, src->line, si->name, o->key,
-			          "plugin '%s' has a bad default '%s': %s", p->name,
-			          o->default_value, err);
 			nerr++;
 		}
 	}

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "ctl.h"
 #include "fg_config.h"
 #include "plugin_host.h"
@@ -234,24 +233,13 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 	return r;
 }
 
-/* Where the daemon would look for modules: the config's plugin_dir when a
- * readable config names one, else the install's plugin dir. */
+/* Where the daemon looks for modules: the loaded config's plugin_dir, else
+ * the install's plugin dir. */
 static char *daemon_plugin_dir(struct ctl *c)
 {
-	const char *dir = FG_PLUGIN_DIR;
-	struct fg_conf *conf = c->conf;
-	if (!conf && c->config_path && access(c->config_path, R_OK) == 0) {
-		char *errors = NULL;
-		if (fg_conf_load(c->config_path, &conf, &errors) < 0)
-			conf = NULL;
-		free(errors);
-	}
-	if (conf && conf->plugin_dir && conf->plugin_dir[0])
-		dir = conf->plugin_dir;
-	char *ret = strdup(dir);
-	if (conf != c->conf)
-		fg_conf_free(conf);
-	return ret;
+	if (c->conf && c->conf->plugin_dir && c->conf->plugin_dir[0])
+		return strdup(c->conf->plugin_dir);
+	return strdup(FG_PLUGIN_DIR);
 }
 
 static void print_event_cb(void *data, const struct fg_ev *ev)
