@@ -1,1 +1,183 @@
-/* ingest.c: see ingest.h */
+/* Raw message -> plugin -> events -> incidents; see ingest.h. */
+#include <errno.h>
+#include <mosquitto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "event.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+struct fg_ingest {
+	fg_store *st;                /* NULL when only validating a config */
+	fg_incidents *inc;
+	fg_source_inst **inst;
+	size_t n_inst;
+};
+
+static struct fg_ratelimit decode_rl = FG_RATELIMIT_INIT(10000, 20);
+static struct fg_ratelimit apply_rl = FG_RATELIMIT_INIT(10000, 5);
+static struct fg_ratelimit unmatched_rl = FG_RATELIMIT_INIT(60000, 5);
+
+static void persist_state_cb(void *data, const char *source, const char *device,
+                             const char *key, const char *value)
+{
+	fg_ingest *ing = data;
+	fg_store_begin(ing->st);
+	int r = fg_store_state_put(ing->st, source, device, key, value);
+	if (r < 0)
+		fg_log_rl(&apply_rl, FG_LOG_ERR, "ingest", "cannot store plugin state source=%s device=%s err=\"%s\"",
+		          source, device, fg_strerror(r));
+}
+
+static void load_state_cb(void *data, const char *device, const char *key, const char *value)
+{
+	fg_source_inst_state_load(data, device, key, value);
+}
+
+static void emit_cb(void *data, const struct fg_ev *ev)
+{
+	fg_ingest *ing = data;
+	int64_t id = 0;
+
+	fg_metrics_inc("firegrid_events_total", "kind", fg_kind_name(ev->kind));
+	int r = fg_incidents_apply(ing->inc, ev, &id);
+	if (r < 0) {
+		fg_metrics_inc("firegrid_store_errors_total", NULL, NULL);
+		fg_log_rl(&apply_rl, FG_LOG_ERR, "ingest", "cannot store event source=%s device=%s kind=%s err=\"%s\"",
+		          ev->source, ev->device, fg_kind_name(ev->kind), fg_strerror(r));
+		return;
+	}
+	switch (r) {
+	case FG_APPLY_OPENED:
+		fg_info("incident", "opened id=%lld device=%s kind=%s severity=%s source=%s",
+		        (long long)id, ev->device, fg_kind_name(ev->kind),
+		        fg_severity_name(ev->severity), ev->source);
+		break;
+	case FG_APPLY_REALARM:
+		fg_info("incident", "re-alarm id=%lld device=%s kind=%s", (long long)id, ev->device,
+		        fg_kind_name(ev->kind));
+		break;
+	case FG_APPLY_CLEARED:
+		fg_info("incident", "cleared id=%lld device=%s by=%s", (long long)id, ev->device,
+		        fg_kind_name(ev->kind));
+		break;
+	default:
+		break;
+	}
+}
+
+static bool topic_matches(const struct fg_conf_source *src, const char *topic)
+{
+	for (size_t i = 0; i < src->n_topics; i++) {
+		bool match = false;
+		if (mosquitto_topic_matches_sub(src->topics[i], topic, &match) == MOSQ_ERR_SUCCESS && match)
+			return true;
+	}
+	return false;
+}
+
+void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg)
+{
+	bool matched = false;
+
+	for (size_t i = 0; i < ing->n_inst; i++) {
+		const struct fg_conf_source *src = fg_source_inst_conf(ing->inst[i]);
+		if (!topic_matches(src, msg->topic))
+			continue;
+		matched = true;
+
+		struct fg_msg m = *msg;
+		m.source = src->name;
+		fg_metrics_inc("firegrid_messages_total", "source", src->name);
+
+		const char *reason = NULL;
+		unsigned rejected = 0;
+		int r = fg_source_inst_decode(ing->inst[i], &m, emit_cb, ing, &reason, &rejected);
+		if (rejected)
+			fg_metrics_add("firegrid_events_rejected_total", "source", src->name, rejected);
+		if (r < 0) {
+			fg_metrics_inc("firegrid_decode_errors_total", "source", src->name);
+			fg_log_rl(&decode_rl, FG_LOG_WARN, "ingest",
+			          "cannot decode source=%s plugin=%s topic=%s bytes=%zu err=\"%s\" reason=\"%s\"",
+			          src->name, src->plugin, msg->topic, msg->len, fg_strerror(r),
+			          reason ? reason : "");
+		}
+	}
+	if (!matched) {
+		fg_metrics_inc("firegrid_unmatched_total", NULL, NULL);
+		fg_log_rl(&unmatched_rl, FG_LOG_INFO, "ingest", "no source for topic=%s", msg->topic);
+	}
+}
+
+static int append_error(char **errs, const char *msg)
+{
+	size_t old = *errs ? strlen(*errs) : 0, add = strlen(msg);
+	char *n = realloc(*errs, old + add + 2);
+	if (!n)
+		return -ENOMEM;
+	if (old)
+		n[old++] = '\n';
+	memcpy(n + old, msg, add + 1);
+	*errs = n;
+	return 0;
+}
+
+int fg_ingest_new(const struct fg_conf *conf, fg_plugin_host *host, fg_store *st,
+                  fg_incidents *inc, fg_ingest **ret, char **ret_errors)
+{
+	fg_ingest *ing = calloc(1, sizeof(*ing));
+	char *errs = NULL;
+	if (!ing)
+		return -ENOMEM;
+	ing->st = st;
+	ing->inc = inc;
+	ing->inst = calloc(conf->n_sources ? conf->n_sources : 1, sizeof(*ing->inst));
+	if (!ing->inst) {
+		free(ing);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < conf->n_sources; i++) {
+		fg_source_inst *si = NULL;
+		char *e = NULL;
+		int r = fg_source_inst_new(host, conf->path, &conf->sources[i], &si, &e);
+		if (r < 0) {
+			if (e)
+				append_error(&errs, e);
+			else {
+				char buf[512];
+				snprintf(buf, sizeof(buf), "%s:%d: [source %s] cannot start plugin '%s': %s",
+				         conf->path, conf->sources[i].line, conf->sources[i].name,
+				         conf->sources[i].plugin, fg_strerror(r));
+				append_error(&errs, buf);
+			}
+			free(e);
+			continue;
+		}
+		free(e);
+		ing->inst[ing->n_inst++] = si;
+		if (st) {
+			fg_store_state_load(st, conf->sources[i].name, load_state_cb, si);
+			fg_source_inst_set_persist(si, persist_state_cb, ing);
+		}
+	}
+	if (errs) {
+		fg_ingest_free(ing);
+		*ret_errors = errs;
+		return -EINVAL;
+	}
+	*ret = ing;
+	return 0;
+}
+
+void fg_ingest_free(fg_ingest *ing)
+{
+	if (!ing)
+		return;
+	for (size_t i = 0; i < ing->n_inst; i++)
+		fg_source_inst_free(ing->inst[i]);
+	free(ing->inst);
+	free(ing);
+}

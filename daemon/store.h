@@ -14,26 +14,36 @@
  *
  * Thread: loop thread only (firegridctl opens its own read-only connection).
  *
- * Schema v1 (PRAGMA user_version = 1):
+ * Schema v1 (PRAGMA user_version = 1).  Times are Unix epoch ms; kind,
+ * severity and state are stored as their names ("smoke", "critical",
+ * "open") so the database reads well in the sqlite3 shell.
  *   devices(id TEXT PK, source, plugin, first_seen_ms, last_seen_ms,
- *           registered INT DEFAULT 0, attrs TEXT)
+ *           registered INT DEFAULT 0, attrs TEXT)            WITHOUT ROWID
  *   events(id INTEGER PK, recv_ms, device_ms, source, plugin, device, kind,
- *          severity, clears, value REAL, unit, attrs, incident_id)
+ *          severity, clears, value REAL, unit, attrs, incident_id, topic)
+ *      ids only ever grow and are deleted from the low end (pruning)
  *   incidents(id INTEGER PK, dedup_key, device, source, plugin, kind,
  *          severity, state, revision, count, opened_ms, last_seen_ms,
  *          cleared_ms, closed_ms, value REAL, unit, attrs, first_event_id,
- *          last_event_id, reported_ms)
+ *          last_event_id, reported_ms)         (unset times are NULL)
  *      UNIQUE INDEX on dedup_key WHERE state <> 'closed'
+ *      INDEX on device WHERE state <> 'closed'
  *   incident_history(id INTEGER PK, incident_id, at_ms, from_state,
- *          to_state, actor, channel, note)
+ *          to_state, actor, channel, note, revision)   INDEX on incident_id
  *   outbox(id INTEGER PK, sink, incident_id, revision, webhook_id, type,
  *          priority, body, created_ms, next_attempt_ms, attempts,
  *          last_status, last_error, UNIQUE(sink, webhook_id))
+ *      INDEX (sink, priority DESC, id, next_attempt_ms, incident_id): due scan
+ *      INDEX (incident_id, sink): per-incident order
  *   dead_letters(id INTEGER PK, sink, incident_id, revision, webhook_id,
  *          type, body, status, response, error, attempts, created_ms,
- *          failed_ms)
+ *          failed_ms)                                  INDEX on incident_id
  *   plugin_state(source, device, key, value, PK(source, device, key))
- *   metrics(name TEXT PK, value INTEGER, updated_ms)
+ *                                                      WITHOUT ROWID
+ *   metrics(name TEXT PK, value INTEGER, updated_ms)   WITHOUT ROWID
+ *
+ * Migrations are steps keyed by PRAGMA user_version: step i takes version i
+ * to i + 1 in one transaction; v2 is one more step in store.c.
  */
 #ifndef FG_STORE_H
 #define FG_STORE_H
@@ -46,16 +56,20 @@
 typedef struct fg_store fg_store;
 
 /* Open (creating and migrating as needed) the database at path.  Sets WAL,
- * synchronous per durability, busy_timeout, foreign keys.  Returns 0 or a
- * negative errno; *ret untouched on failure. */
+ * synchronous per durability, busy_timeout, foreign keys, a 2 MiB page
+ * cache.  Returns 0 or a negative errno (-EPROTO: the schema is newer than
+ * this binary); *ret untouched on failure. */
 int fg_store_open(const char *path, enum fg_durability durability, fg_store **ret);
 /* Open read-only for firegridctl; no migrations (fails with -EPROTO if the
- * schema is newer than this binary knows). */
+ * schema is newer than this binary knows, -ENOENT if the file has no
+ * firegrid schema yet). */
 int fg_store_open_readonly(const char *path, fg_store **ret);
 void fg_store_close(fg_store *st);          /* commits nothing; NULL-safe */
 
 sqlite3 *fg_store_db(fg_store *st);
 int fg_store_schema_version(fg_store *st);
+/* The schema version this binary creates and migrates to. */
+#define FG_STORE_SCHEMA_VERSION 1
 
 /* Begin the group transaction if none is open (idempotent). */
 int fg_store_begin(fg_store *st);
@@ -64,6 +78,8 @@ int fg_store_begin(fg_store *st);
  * caller must treat the batch as not stored). */
 int fg_store_commit(fg_store *st);
 bool fg_store_in_txn(fg_store *st);
+/* Abandon the open transaction, if any (no hooks run). */
+int fg_store_rollback(fg_store *st);
 
 /* Called after every successful commit that wrote something (webhook uses
  * it to pick up new outbox rows).  Up to 8 hooks. */
@@ -77,22 +93,40 @@ int fg_store_on_commit(fg_store *st, fg_store_commit_cb cb, void *data);
  */
 sqlite3_stmt *fg_store_stmt(fg_store *st, const char *sql);
 
-/* Map an SQLite result code to a negative errno (-EIO, -ENOSPC, -EBUSY...). */
+/* Map an SQLite result code to a negative errno (-EIO, -ENOSPC, -EBUSY,
+ * -EEXIST for constraint violations...).  0 for OK/ROW/DONE. */
 int fg_store_errno(int sqlite_rc);
 
-/* Delete events older than retention and beyond max_events (bounded work
- * per call; call it periodically).  Returns rows deleted or -errno. */
+/* Step helpers for cached statements.
+ * fg_store_step_done: step once (a write, or a read whose row is not
+ *   needed), reset; 0 or -errno.
+ * fg_store_step_row: 1 = a row is available (the caller resets the statement
+ *   when done with it), 0 = no more rows (statement reset), or -errno. */
+int fg_store_step_done(sqlite3_stmt *stmt);
+int fg_store_step_row(sqlite3_stmt *stmt);
+/* Bind a string without copying (it must outlive the step), NULL as NULL. */
+void fg_store_bind_text(sqlite3_stmt *stmt, int idx, const char *s);
+/* strdup of a text column; NULL for SQL NULL (or OOM). */
+char *fg_store_column_strdup(sqlite3_stmt *stmt, int col);
+
+/* Delete events older than retention and beyond max_events (either may be
+ * 0 = no limit), at most a few thousand rows per call so the loop never
+ * stalls; call it periodically.  Runs inside the group transaction (begins
+ * it).  Returns rows deleted or -errno. */
 int fg_store_prune_events(fg_store *st, int64_t now_ms, int64_t retention_ms, int64_t max_events);
 
-/* Persist plugin state (called from the plugin host's state_set). */
+/* Persist plugin state (called from the plugin host's state_set), inside
+ * the group transaction (begins it).  device NULL is stored as "". */
 int fg_store_state_put(fg_store *st, const char *source, const char *device,
                        const char *key, const char *value /* NULL deletes */);
-/* Call cb for every stored state entry of a source (startup). */
+/* Call cb for every stored state entry of a source (startup).  The strings
+ * are valid during the callback only.  Returns the number of entries. */
 int fg_store_state_load(fg_store *st, const char *source,
                         void (*cb)(void *data, const char *device, const char *key, const char *value),
                         void *data);
 
-/* Counters snapshot, written periodically so firegridctl can show them. */
+/* Counters snapshot, written periodically so firegridctl can show them
+ * (inside the group transaction; begins it). */
 int fg_store_metric_put(fg_store *st, const char *name, int64_t value, int64_t now_ms);
 
 #endif
