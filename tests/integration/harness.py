@@ -145,7 +145,7 @@ class Proc:
     def alive(self):
         return self.popen.poll() is None
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         if self.alive():
             try:
                 os.kill(self.pid, sig)
@@ -154,12 +154,12 @@ class Proc:
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Send sig, wait for exit (SIGKILL after timeout); return exit code."""
-        self.signal(sig)
+        self.send_signal(sig)
         try:
             rc = self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             log('%s (pid %d) ignored signal %d for %d s, killing' % (self.name, self.pid, sig, timeout))
-            self.signal(signal.SIGKILL)
+            self.send_signal(signal.SIGKILL)
             rc = self.popen.wait(timeout=10)
         self._log.close()
         return rc
@@ -318,7 +318,7 @@ class Daemon:
         extra = self.extra if extra is None else extra
         sections = [
             ('daemon', dict({'gateway_id': 'gw-test', 'state_dir': self.state_dir,
-                             'plugin_dir': PLUGIN_DIR, 'log_level': 'debug'},
+                             'plugin_dir': PLUGIN_DIR, 'log_level': 'info'},
                             **extra.get('daemon', {}))),
             ('store', dict({'durability': self.durability}, **extra.get('store', {}))),
             ('mqtt', dict({'host': '127.0.0.1', 'port': self.broker.port,
@@ -363,7 +363,7 @@ class Daemon:
         return self.stop(signal.SIGKILL)
 
     def reload(self):
-        self.proc.signal(signal.SIGHUP)
+        self.proc.send_signal(signal.SIGHUP)
 
     # --- state through firegridctl ------------------------------------------
     def ctl(self, *args, check_rc=True):
@@ -485,7 +485,7 @@ class Env:
     def cleanup(self):
         for p in reversed(self.procs):
             if p.alive():
-                p.signal(signal.SIGKILL)
+                p.send_signal(signal.SIGKILL)
                 try:
                     p.popen.wait(timeout=10)
                 except subprocess.TimeoutExpired:
