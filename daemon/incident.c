@@ -1,1 +1,552 @@
-/* incident.c: see incident.h */
+/* Incidents: the dedupe core (see incident.h for the rules). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "incident.h"
+#include "outbox.h"
+#include "util.h"
+
+struct fg_incidents {
+	fg_store *st;
+	struct fg_outbox *ob;      /* may be NULL: no webhooks queued */
+};
+
+/* One apply() is all-or-nothing inside the group transaction: a failure
+ * half-way must not leave an event without its incident change. */
+static const char SQL_SAVEPOINT[] = "SAVEPOINT fg_apply";
+static const char SQL_RELEASE[] = "RELEASE fg_apply";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO fg_apply";
+
+static const char SQL_DEVICE_SEEN[] =
+	"INSERT INTO devices(id, source, plugin, first_seen_ms, last_seen_ms)"
+	" VALUES(?1, ?2, ?3, ?4, ?4)"
+	" ON CONFLICT(id) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+
+static const char SQL_EVENT_INSERT[] =
+	"INSERT INTO events(recv_ms, device_ms, source, plugin, device, kind, severity,"
+	" clears, value, unit, attrs, incident_id, topic)"
+	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+static const char SQL_FIND_OPEN[] =
+	"SELECT id, state, severity, cleared_ms FROM incidents"
+	" WHERE dedup_key = ?1 AND state <> 'closed'";
+
+static const char SQL_INCIDENT_INSERT[] =
+	"INSERT INTO incidents(dedup_key, device, source, plugin, kind, severity, state,"
+	" revision, count, opened_ms, last_seen_ms, value, unit, attrs)"
+	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'open', 1, 1, ?7, ?7, ?8, ?9, ?10)";
+
+static const char SQL_INCIDENT_EVENTS[] =
+	"UPDATE incidents SET first_event_id = ?2, last_event_id = ?2 WHERE id = ?1";
+
+/* A repeat keeps the latest measured value and attributes; an event without
+ * a value does not erase the last one. */
+#define SQL_FOLD_SET \
+	"count = count + 1, last_seen_ms = max(last_seen_ms, ?2)," \
+	" value = CASE WHEN ?3 IS NULL THEN value ELSE ?3 END," \
+	" unit = CASE WHEN ?3 IS NULL THEN unit ELSE ?4 END," \
+	" attrs = coalesce(?5, attrs), last_event_id = ?6"
+
+static const char SQL_FOLD[] =
+	"UPDATE incidents SET " SQL_FOLD_SET " WHERE id = ?1";
+
+/* Fold that is also a new revision: re-alarm after a clear, or a rise in
+ * severity. */
+static const char SQL_FOLD_REVISE[] =
+	"UPDATE incidents SET " SQL_FOLD_SET ", severity = ?7, cleared_ms = NULL,"
+	" revision = revision + 1 WHERE id = ?1";
+
+static const char SQL_FIND_ACTIVE_KEY[] =
+	"SELECT id, state FROM incidents"
+	" WHERE dedup_key = ?1 AND state <> 'closed' AND cleared_ms IS NULL";
+
+static const char SQL_FIND_ACTIVE_DEVICE[] =
+	"SELECT id, state FROM incidents"
+	" WHERE device = ?1 AND state <> 'closed' AND cleared_ms IS NULL ORDER BY id";
+
+static const char SQL_CLEAR[] =
+	"UPDATE incidents SET cleared_ms = ?2, revision = revision + 1, last_event_id = ?3"
+	" WHERE id = ?1";
+
+static const char SQL_HISTORY[] =
+	"INSERT INTO incident_history(incident_id, at_ms, from_state, to_state, actor,"
+	" channel, note, revision)"
+	" SELECT id, ?2, ?3, state, ?4, ?5, ?6, revision FROM incidents WHERE id = ?1";
+
+static const char SQL_MARK_REPORTED[] =
+	"UPDATE incidents SET state = 'reported', reported_ms = coalesce(reported_ms, ?2)"
+	" WHERE id = ?1 AND state = 'open'";
+
+static const char SQL_GET[] =
+	"SELECT id, dedup_key, device, source, plugin, kind, severity, state, revision,"
+	" count, opened_ms, last_seen_ms, cleared_ms, closed_ms, reported_ms, value, unit,"
+	" attrs FROM incidents WHERE id = ?1";
+
+void fg_incident_clear(struct fg_incident *inc)
+{
+	if (!inc)
+		return;
+	free(inc->dedup_key);
+	free(inc->device);
+	free(inc->source);
+	free(inc->plugin);
+	free(inc->state);
+	free(inc->unit);
+	free(inc->attrs_json);
+	memset(inc, 0, sizeof(*inc));
+}
+
+int fg_incidents_new(fg_store *st, struct fg_outbox *ob, fg_incidents **ret)
+{
+	fg_incidents *inc = calloc(1, sizeof(*inc));
+	if (!inc)
+		return -ENOMEM;
+	inc->st = st;
+	inc->ob = ob;
+	*ret = inc;
+	return 0;
+}
+
+void fg_incidents_free(fg_incidents *inc)
+{
+	free(inc);
+}
+
+static int64_t column_ms(sqlite3_stmt *s, int col)
+{
+	return sqlite3_column_type(s, col) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, col);
+}
+
+int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_GET);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	int r = fg_store_step_row(s);
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+
+	struct fg_incident inc = {
+		.id = sqlite3_column_int64(s, 0),
+		.dedup_key = fg_store_column_strdup(s, 1),
+		.device = fg_store_column_strdup(s, 2),
+		.source = fg_store_column_strdup(s, 3),
+		.plugin = fg_store_column_strdup(s, 4),
+		.state = fg_store_column_strdup(s, 7),
+		.revision = sqlite3_column_int64(s, 8),
+		.count = sqlite3_column_int64(s, 9),
+		.opened_ms = column_ms(s, 10),
+		.last_seen_ms = column_ms(s, 11),
+		.cleared_ms = column_ms(s, 12),
+		.closed_ms = column_ms(s, 13),
+		.reported_ms = column_ms(s, 14),
+		.has_value = sqlite3_column_type(s, 15) != SQLITE_NULL,
+		.value = sqlite3_column_double(s, 15),
+		.unit = fg_store_column_strdup(s, 16),
+		.attrs_json = fg_store_column_strdup(s, 17),
+	};
+	/* Names this binary does not know (a newer daemon wrote them) read
+	 * as none/info rather than failing the whole row. */
+	if (fg_kind_parse((const char *)sqlite3_column_text(s, 5), &inc.kind) < 0)
+		inc.kind = FG_KIND_NONE;
+	if (fg_severity_parse((const char *)sqlite3_column_text(s, 6), &inc.severity) < 0)
+		inc.severity = FG_SEV_INFO;
+	sqlite3_reset(s);
+	if (!inc.dedup_key || !inc.device || !inc.source || !inc.plugin || !inc.state ||
+	    (sqlite3_column_type(s, 16) != SQLITE_NULL && !inc.unit)) {
+		fg_incident_clear(&inc);
+		return -ENOMEM;
+	}
+	*ret = inc;
+	return 0;
+}
+
+/* "<device>|<kind>" in buf, or malloc'd when it does not fit (the caller
+ * frees the result when it differs from buf).  NULL on OOM. */
+static char *dedup_key(char *buf, size_t len, const char *device, fg_kind kind)
+{
+	int n = snprintf(buf, len, "%s|%s", device, fg_kind_name(kind));
+	if (n < 0)
+		return NULL;
+	if ((size_t)n < len)
+		return buf;
+	char *p = malloc((size_t)n + 1);
+	if (p)
+		snprintf(p, (size_t)n + 1, "%s|%s", device, fg_kind_name(kind));
+	return p;
+}
+
+struct apply {
+	fg_incidents *inc;
+	const struct fg_ev *ev;
+	int64_t now_ms;
+	char actor[160];           /* "<plugin>/<source>" for history rows */
+};
+
+static int device_seen(struct apply *a)
+{
+	sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_DEVICE_SEEN);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, a->ev->device);
+	fg_store_bind_text(s, 2, a->ev->source);
+	fg_store_bind_text(s, 3, a->ev->plugin);
+	sqlite3_bind_int64(s, 4, a->now_ms);
+	return fg_store_step_done(s);
+}
+
+static void bind_value(sqlite3_stmt *s, int idx, const struct fg_ev *ev)
+{
+	if (ev->has_value) {
+		sqlite3_bind_double(s, idx, ev->value);
+		fg_store_bind_text(s, idx + 1, ev->unit);
+	} else {
+		sqlite3_bind_null(s, idx);
+		sqlite3_bind_null(s, idx + 1);
+	}
+}
+
+/* Record the event itself; *ret_id gets its row id. */
+static int event_insert(struct apply *a, int64_t incident_id, int64_t *ret_id)
+{
+	const struct fg_ev *ev = a->ev;
+	sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_EVENT_INSERT);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, a->now_ms);
+	if (ev->device_time_ms)
+		sqlite3_bind_int64(s, 2, ev->device_time_ms);
+	fg_store_bind_text(s, 3, ev->source);
+	fg_store_bind_text(s, 4, ev->plugin);
+	fg_store_bind_text(s, 5, ev->device);
+	fg_store_bind_text(s, 6, fg_kind_name(ev->kind));
+	fg_store_bind_text(s, 7, fg_severity_name(ev->severity));
+	if (ev->kind == FG_KIND_CLEAR && ev->clears != FG_KIND_NONE)
+		fg_store_bind_text(s, 8, fg_kind_name(ev->clears));
+	bind_value(s, 9, ev);
+	fg_store_bind_text(s, 11, ev->attrs_json);
+	if (incident_id)
+		sqlite3_bind_int64(s, 12, incident_id);
+	fg_store_bind_text(s, 13, ev->topic);
+	int r = fg_store_step_done(s);
+	if (r < 0)
+		return r;
+	*ret_id = sqlite3_last_insert_rowid(fg_store_db(a->inc->st));
+	return 0;
+}
+
+/* History row for the incident's current state and revision. */
+static int history(struct apply *a, int64_t incident_id, const char *from_state,
+                   const char *note)
+{
+	sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_HISTORY);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, incident_id);
+	sqlite3_bind_int64(s, 2, a->now_ms);
+	fg_store_bind_text(s, 3, from_state);
+	fg_store_bind_text(s, 4, a->actor);
+	fg_store_bind_text(s, 5, "device");
+	fg_store_bind_text(s, 6, note);
+	return fg_store_step_done(s);
+}
+
+/* Queue the incident's current revision for the sinks. */
+static int publish(struct apply *a, int64_t incident_id, const char *change)
+{
+	if (!a->inc->ob)
+		return 0;
+	struct fg_incident row;
+	int r = fg_incident_get(a->inc->st, incident_id, &row);
+	if (r < 0)
+		return r;
+	r = fg_outbox_enqueue(a->inc->ob, &row, a->ev, change, a->now_ms);
+	fg_incident_clear(&row);
+	return r < 0 ? r : 0;
+}
+
+static int open_incident(struct apply *a, const char *key, int64_t *ret_id)
+{
+	const struct fg_ev *ev = a->ev;
+	fg_store *st = a->inc->st;
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_INCIDENT_INSERT);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, key);
+	fg_store_bind_text(s, 2, ev->device);
+	fg_store_bind_text(s, 3, ev->source);
+	fg_store_bind_text(s, 4, ev->plugin);
+	fg_store_bind_text(s, 5, fg_kind_name(ev->kind));
+	fg_store_bind_text(s, 6, fg_severity_name(ev->severity));
+	sqlite3_bind_int64(s, 7, a->now_ms);
+	bind_value(s, 8, ev);
+	fg_store_bind_text(s, 10, ev->attrs_json);
+	int r = fg_store_step_done(s);
+	if (r < 0)
+		return r;
+	int64_t id = sqlite3_last_insert_rowid(fg_store_db(st)), event_id;
+	r = event_insert(a, id, &event_id);
+	if (r < 0)
+		return r;
+	s = fg_store_stmt(st, SQL_INCIDENT_EVENTS);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, event_id);
+	r = fg_store_step_done(s);
+	if (r >= 0)
+		r = history(a, id, NULL, NULL);
+	if (r >= 0)
+		r = publish(a, id, "opened");
+	if (r < 0)
+		return r;
+	*ret_id = id;
+	return FG_APPLY_OPENED;
+}
+
+/* An alarm for a key that has an incident that is not closed. */
+static int fold(struct apply *a, int64_t id, const char *state, fg_severity severity,
+                bool cleared)
+{
+	const struct fg_ev *ev = a->ev;
+	fg_store *st = a->inc->st;
+	int64_t event_id;
+	int r = event_insert(a, id, &event_id);
+	if (r < 0)
+		return r;
+	/* Severity only ever rises; a rise is news for the operations centre,
+	 * just like a re-alarm after a clear. */
+	fg_severity new_sev = ev->severity > severity ? ev->severity : severity;
+	bool revise = cleared || new_sev != severity;
+	sqlite3_stmt *s = fg_store_stmt(st, revise ? SQL_FOLD_REVISE : SQL_FOLD);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, a->now_ms);
+	bind_value(s, 3, ev);
+	fg_store_bind_text(s, 5, ev->attrs_json);
+	sqlite3_bind_int64(s, 6, event_id);
+	if (revise)
+		fg_store_bind_text(s, 7, fg_severity_name(new_sev));
+	r = fg_store_step_done(s);
+	if (r < 0 || !revise)
+		return r < 0 ? r : FG_APPLY_REPEAT;
+
+	char note[64];
+	if (cleared)
+		snprintf(note, sizeof(note), "realarm");
+	else
+		snprintf(note, sizeof(note), "severity %s -> %s", fg_severity_name(severity),
+		         fg_severity_name(new_sev));
+	r = history(a, id, state, note);
+	if (r >= 0)
+		r = publish(a, id, "updated");
+	if (r < 0)
+		return r;
+	return cleared ? FG_APPLY_REALARM : FG_APPLY_REPEAT;
+}
+
+static int apply_alarm(struct apply *a, int64_t *ret_id)
+{
+	char buf[256];
+	char *key = dedup_key(buf, sizeof(buf), a->ev->device, a->ev->kind);
+	if (!key)
+		return -ENOMEM;
+	int r = device_seen(a);
+	sqlite3_stmt *s = r < 0 ? NULL : fg_store_stmt(a->inc->st, SQL_FIND_OPEN);
+	if (r >= 0 && !s)
+		r = -EIO;
+	if (r >= 0) {
+		fg_store_bind_text(s, 1, key);
+		r = fg_store_step_row(s);
+	}
+	if (r == 1) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		char state[24];
+		snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(s, 1));
+		fg_severity sev;
+		if (fg_severity_parse((const char *)sqlite3_column_text(s, 2), &sev) < 0)
+			sev = FG_SEV_INFO;
+		bool cleared = sqlite3_column_type(s, 3) != SQLITE_NULL;
+		sqlite3_reset(s);
+		r = fold(a, id, state, sev, cleared);
+		*ret_id = id;
+	} else if (r == 0) {
+		r = open_incident(a, key, ret_id);
+	}
+	if (key != buf)
+		free(key);
+	return r;
+}
+
+struct active {
+	int64_t id;
+	char state[24];
+};
+
+/* Active (not cleared, not closed) incidents a recovery event ends. */
+static int find_active(struct apply *a, fg_kind target, struct active **ret, size_t *ret_n)
+{
+	char buf[256], *key = NULL;
+	sqlite3_stmt *s;
+	if (target != FG_KIND_NONE) {
+		key = dedup_key(buf, sizeof(buf), a->ev->device, target);
+		if (!key)
+			return -ENOMEM;
+		s = fg_store_stmt(a->inc->st, SQL_FIND_ACTIVE_KEY);
+		if (s)
+			fg_store_bind_text(s, 1, key);
+	} else {
+		s = fg_store_stmt(a->inc->st, SQL_FIND_ACTIVE_DEVICE);
+		if (s)
+			fg_store_bind_text(s, 1, a->ev->device);
+	}
+	int r = s ? 0 : -EIO;
+	struct active *v = NULL;
+	size_t n = 0, cap = 0;
+	while (r >= 0 && (r = fg_store_step_row(s)) > 0) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			struct active *nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				sqlite3_reset(s);
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[n].id = sqlite3_column_int64(s, 0);
+		snprintf(v[n].state, sizeof(v[n].state), "%s", (const char *)sqlite3_column_text(s, 1));
+		n++;
+	}
+	if (key && key != buf)
+		free(key);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static int apply_recovery(struct apply *a, int64_t *ret_id)
+{
+	const struct fg_ev *ev = a->ev;
+	fg_kind target = ev->kind == FG_KIND_CLEAR ? ev->clears : fg_kind_recovers(ev->kind);
+	struct active *v = NULL;
+	size_t n = 0;
+	int64_t event_id;
+	int r = device_seen(a);
+	if (r >= 0)
+		r = find_active(a, target, &v, &n);
+	if (r >= 0)
+		r = event_insert(a, n ? v[0].id : 0, &event_id);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_CLEAR);
+		if (!s) {
+			r = -EIO;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, v[i].id);
+		sqlite3_bind_int64(s, 2, a->now_ms);
+		sqlite3_bind_int64(s, 3, event_id);
+		r = fg_store_step_done(s);
+		if (r >= 0)
+			r = history(a, v[i].id, v[i].state, "cleared");
+		if (r >= 0)
+			r = publish(a, v[i].id, "cleared");
+	}
+	if (r >= 0) {
+		*ret_id = n ? v[0].id : 0;
+		r = n ? FG_APPLY_CLEARED : FG_APPLY_RECORDED;
+	}
+	free(v);
+	return r;
+}
+
+static int apply_other(struct apply *a, int64_t *ret_id)
+{
+	int64_t event_id;
+	int r = device_seen(a);
+	if (r >= 0)
+		r = event_insert(a, 0, &event_id);
+	*ret_id = 0;
+	return r < 0 ? r : FG_APPLY_RECORDED;
+}
+
+static int run_stmt(fg_store *st, const char *sql)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, sql);
+	return s ? fg_store_step_done(s) : -EIO;
+}
+
+int fg_incidents_apply(fg_incidents *inc, const struct fg_ev *ev, int64_t *ret_incident_id)
+{
+	if (!ev || !ev->device || !ev->device[0] || !ev->source || !ev->plugin ||
+	    ev->kind == FG_KIND_NONE || !fg_kind_name(ev->kind) ||
+	    !fg_severity_name(ev->severity) ||
+	    (ev->kind == FG_KIND_CLEAR && !fg_kind_name(ev->clears)))
+		return -EINVAL;
+	struct apply a = {
+		.inc = inc,
+		.ev = ev,
+		.now_ms = ev->recv_time_ms ? ev->recv_time_ms : fg_now_ms(),
+	};
+	snprintf(a.actor, sizeof(a.actor), "%s/%s", ev->plugin, ev->source);
+
+	int r = fg_store_begin(inc->st);
+	if (r >= 0)
+		r = run_stmt(inc->st, SQL_SAVEPOINT);
+	if (r < 0)
+		return r;
+
+	int64_t id = 0;
+	if (fg_kind_opens_incident(ev->kind))
+		r = apply_alarm(&a, &id);
+	else if (fg_kind_is_recovery(ev->kind))
+		r = apply_recovery(&a, &id);
+	else
+		r = apply_other(&a, &id);
+
+	if (r < 0) {
+		run_stmt(inc->st, SQL_ROLLBACK_TO);
+		run_stmt(inc->st, SQL_RELEASE);
+		return r;
+	}
+	int rr = run_stmt(inc->st, SQL_RELEASE);
+	if (rr < 0)
+		return rr;
+	if (ret_incident_id)
+		*ret_incident_id = id;
+	return r;
+}
+
+int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
+                               const char *sink, int64_t at_ms)
+{
+	int r = fg_store_begin(inc->st);
+	if (r < 0)
+		return r;
+	sqlite3_stmt *s = fg_store_stmt(inc->st, SQL_MARK_REPORTED);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, incident_id);
+	sqlite3_bind_int64(s, 2, at_ms);
+	r = fg_store_step_done(s);
+	if (r < 0 || sqlite3_changes(fg_store_db(inc->st)) == 0)
+		return r;   /* already past open (or unknown): nothing to record */
+
+	s = fg_store_stmt(inc->st, SQL_HISTORY);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, incident_id);
+	sqlite3_bind_int64(s, 2, at_ms);
+	fg_store_bind_text(s, 3, FG_STATE_OPEN);
+	fg_store_bind_text(s, 4, sink);
+	fg_store_bind_text(s, 5, "webhook");
+	return fg_store_step_done(s);
+}

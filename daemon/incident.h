@@ -7,15 +7,29 @@
  *   alarm kind, open incident         -> count++, last_seen; no webhook
  *                                        (unless it was cleared: then the
  *                                        clear is undone, revision++, outbox
- *                                        "updated" with reason "realarm")
+ *                                        "updated", history note "realarm";
+ *                                        or its severity rises: revision++,
+ *                                        outbox "updated", note "severity")
  *   clear/online/fire_lane_cleared    -> matching open incidents of the
  *                                        device get cleared_ms, revision++,
  *                                        outbox "cleared"; none open: nothing
+ *                                        (clear ends ev->clears, or every
+ *                                        active incident of the device when
+ *                                        NONE; online ends offline;
+ *                                        fire_lane_cleared ends
+ *                                        fire_lane_blocked)
  *   test                              -> event recorded, never an incident
  *
- * Every event is recorded in `events` with the incident it touched.  All of
- * this runs inside the store's group transaction, so an event, its incident
- * change and its outbox rows commit together or not at all.
+ * Incident severity is the highest severity of its events; value, unit and
+ * attrs follow the latest event that carried them.  Every state change and
+ * revision appends an incident_history row (actor "<plugin>/<source>",
+ * channel "device"; the first webhook acceptance: actor = sink name,
+ * channel "webhook").
+ *
+ * Every event is recorded in `events` with the incident it touched, and the
+ * device's first/last seen times in `devices`.  All of this runs inside the
+ * store's group transaction (under a savepoint per event), so an event, its
+ * incident change and its outbox rows commit together or not at all.
  */
 #ifndef FG_INCIDENT_H
 #define FG_INCIDENT_H
@@ -77,16 +91,24 @@ enum fg_apply_result {
 };
 
 /* Fold one event in (inside the current transaction; begins it if needed).
- * Returns an fg_apply_result (>= 0) or a negative errno. *ret_incident_id
- * (may be NULL) gets the incident touched, 0 if none. */
+ * Returns an fg_apply_result (>= 0) or a negative errno (-EINVAL for an
+ * event with no device, source or plugin or an unknown kind/severity;
+ * nothing of a failed event is left in the transaction).
+ * *ret_incident_id (may be NULL) gets the incident touched (the first one
+ * for a clear of several), 0 if none; untouched on failure.  The event's
+ * recv_time_ms is the time of record (0 = now). */
 int fg_incidents_apply(fg_incidents *inc, const struct fg_ev *ev, int64_t *ret_incident_id);
 
 /* A sink accepted a revision (2xx).  The first acceptance moves the incident
- * from open to reported (history row, actor = sink name). */
+ * from open to reported and sets reported_ms (history row, actor = sink
+ * name, channel "webhook"); later calls, or an unknown id, change nothing
+ * and return 0.  Inside the group transaction (begins it). */
 int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
                                const char *sink, int64_t at_ms);
 
-/* Read one incident by id: 0, -ENOENT, or -errno. */
+/* Read one incident by id into *ret (strings malloc'd: release with
+ * fg_incident_clear): 0, -ENOENT, or -errno; *ret untouched on failure.
+ * Works on a read-only store too. */
 int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret);
 
 #endif

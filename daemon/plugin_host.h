@@ -3,22 +3,32 @@
  * directory), checks their ABI, turns [source NAME] config sections into
  * plugin instances, and runs messages through them.
  *
- * Loading a module: dlopen("<plugin_dir>/<name>.so"), dlsym(FG_PLUGIN_SYMBOL),
- * then refuse unless desc->abi_major == FG_PLUGIN_ABI_MAJOR and
- * desc->struct_size >= the v1 size and desc->name == <name>; the refusal
- * message says which and what was expected.  Built-ins (statically linked
- * plugins, see builtin list in meson) are found first unless the host was
- * created with prefer_modules.
+ * Loading a module: dlopen("<plugin_dir>/<name>.so", or failing that
+ * "<plugin_dir>/<name>/<name>.so" so that a build tree's `build/plugins`
+ * works as a plugin dir), dlsym(FG_PLUGIN_SYMBOL), then refuse unless
+ * desc->abi_major == FG_PLUGIN_ABI_MAJOR, desc->struct_size >= the v1 size,
+ * desc->name == <name>, decode is set and the option table is sane; the
+ * refusal message says which and what was expected.  Built-ins (statically
+ * linked plugins: the generated fg_builtin_plugins[] table, absent from
+ * firegridd) are found first unless fg_plugin_host_prefer_modules() was set.
  *
  * Plugin state (fg_host.state_get/set) lives in an in-memory table per
- * instance; when a persist callback is set (the daemon), every state_set is
- * also written through to the store inside the current transaction.
+ * instance; when a persist callback is set (the daemon), every state_set that
+ * changes a value is also written through to the store inside the current
+ * transaction.
+ *
+ * Logging and counting: decode failures are returned (with the plugin's
+ * reason) and neither logged nor counted here; the caller (ingest, or
+ * `firegridctl decode`) logs once with its context and counts.  Emits
+ * rejected by validation (returned as a count too) and fg_host.log() lines
+ * are logged here, rate-limited per instance, tagged with the plugin name.
  *
  * Thread: loop thread only.
  */
 #ifndef FG_PLUGIN_HOST_H
 #define FG_PLUGIN_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "conf.h"
@@ -32,13 +42,26 @@ typedef struct fg_source_inst fg_source_inst;
 int fg_plugin_host_new(const char *plugin_dir, fg_plugin_host **ret);
 void fg_plugin_host_free(fg_plugin_host *host);   /* dlcloses modules; NULL-safe */
 
+/* Look in the plugin dir before the built-ins (`firegridctl decode
+ * --plugin-dir`, tests of the shared modules).  A plugin missing from the
+ * dir is still found built in. */
+void fg_plugin_host_prefer_modules(fg_plugin_host *host, bool prefer);
+
+/* Add a built-in descriptor at run time (tests, embedders).  It gets the
+ * same ABI checks as a module; the descriptor must outlive the host. */
+int fg_plugin_host_register(fg_plugin_host *host, const struct fg_plugin *desc,
+                            char *err, size_t errlen);
+
 /* Find (and load if needed) a plugin by name.  On failure returns -errno and
  * writes a clear reason into err ("plugin 'x': ABI major 2, this firegridd
  * speaks 1"). */
 int fg_plugin_host_find(fg_plugin_host *host, const char *name,
                         const struct fg_plugin **ret, char *err, size_t errlen);
 
-/* Every plugin known: built-ins plus *.so in the plugin dir (loaded). */
+/* Every plugin known: built-ins plus the modules in the plugin dir (loaded;
+ * modules that are refused are skipped).  Where a module and a built-in share
+ * a name, the one fg_plugin_host_find() returns is listed.  *ret is a
+ * malloc'd array the caller frees; the descriptors belong to the host. */
 int fg_plugin_host_list(fg_plugin_host *host, const struct fg_plugin ***ret, size_t *ret_n);
 
 /* Called for every event a plugin emits that passed validation. */
@@ -50,8 +73,9 @@ typedef void (*fg_state_persist_cb)(void *data, const char *source, const char *
 /*
  * Create an instance from a [source] section: finds the plugin, validates
  * src->opts against its option table (errors name conf_path:line and key,
- * all of them, newline-separated into *ret_errors), applies defaults, calls
- * init().  The instance keeps pointers into src: src must outlive it.
+ * all of them, newline-separated into *ret_errors, which the caller frees),
+ * applies defaults, calls init().  The instance keeps pointers into src: src
+ * must outlive it.
  */
 int fg_source_inst_new(fg_plugin_host *host, const char *conf_path,
                        const struct fg_conf_source *src,
@@ -62,7 +86,8 @@ const struct fg_conf_source *fg_source_inst_conf(fg_source_inst *si);
 const struct fg_plugin *fg_source_inst_plugin(fg_source_inst *si);
 
 void fg_source_inst_set_persist(fg_source_inst *si, fg_state_persist_cb cb, void *data);
-/* Preload one state entry (startup, from the store). */
+/* Preload one state entry (startup, from the store); not written through.
+ * -E2BIG past the 1024-byte limits. */
 int fg_source_inst_state_load(fg_source_inst *si, const char *device, const char *key,
                               const char *value);
 /* Pin the clock plugins see (0 = real time); used by `firegridctl decode --now`. */
@@ -74,15 +99,20 @@ void fg_source_inst_set_now(fg_source_inst *si, int64_t now_ms);
  * emitted (>= 0), or a negative errno when the plugin rejected the message;
  * then *reason (if not NULL) points at the plugin's explanation, valid until
  * the next decode on this instance.  Emits rejected by validation are counted
- * in *ret_rejected (may be NULL) and do not fail the message.
+ * in *ret_rejected (may be NULL) and do not fail the message.  At most
+ * FG_MAX_EVENTS_PER_MSG events are accepted per message.
  */
+#define FG_MAX_EVENTS_PER_MSG 4096
 int fg_source_inst_decode(fg_source_inst *si, const struct fg_msg *msg,
                           fg_emit_cb cb, void *data,
                           const char **reason, unsigned *ret_rejected);
 
 /* JSON-lines form of an event as printed by `firegridctl decode`:
  * {"device":..,"kind":..,"severity":..,["value":..,"unit":..],
- *  ["clears":..],["device_time":..],["attrs":{..}]} — malloc'd. */
+ *  ["clears":..],["device_time":..],["attrs":{..}]} — malloc'd, no newline;
+ * NULL on OOM.  "clears" appears for kind clear when it names one kind
+ * (absent = every active condition); "device_time" is ISO-8601 UTC; integral
+ * values print as integers. */
 char *fg_ev_to_json_line(const struct fg_ev *ev);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sqlite3.h>
+#include "event.h"
 
 static int failures;
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: CHECK(%s) failed\n", \
@@ -15,7 +17,7 @@ static int failures;
 
 static char test_dir[64];
 
-static void test_dir_remove(void)
+static inline void test_dir_remove(void)
 {
 	DIR *d = opendir(test_dir);
 	if (!d)
@@ -33,7 +35,7 @@ static void test_dir_remove(void)
 }
 
 /* Create the scratch directory; returns its path. */
-static const char *test_dir_make(void)
+static inline const char *test_dir_make(void)
 {
 	snprintf(test_dir, sizeof(test_dir), "/tmp/fg-test-XXXXXX");
 	if (!mkdtemp(test_dir)) {
@@ -44,15 +46,43 @@ static const char *test_dir_make(void)
 	return test_dir;
 }
 
-/* path of a file inside the scratch directory (static buffer per call site
- * is enough for these tests: callers copy or use it at once). */
-static const char *test_path(char *buf, size_t len, const char *name)
+/* Path of a file inside the scratch directory, written into buf. */
+static inline const char *test_path(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, "%s/%s", test_dir, name);
 	return buf;
 }
 
-static int test_result(const char *name)
+/* A minimal valid event from the z2m source; tests override fields. */
+static inline struct fg_ev test_ev(const char *device, fg_kind kind, fg_severity sev,
+                                   int64_t recv_ms)
+{
+	return (struct fg_ev){
+		.source = "z2m",
+		.plugin = "zigbee2mqtt",
+		.transport = "mqtt",
+		.topic = "zigbee2mqtt/test",
+		.device = device,
+		.kind = kind,
+		.severity = sev,
+		.recv_time_ms = recv_ms,
+	};
+}
+
+/* First column of the first row of sql, or -1 (no row) / -2 (bad SQL). */
+static inline int64_t test_query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	int64_t v = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -2;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static inline int test_result(const char *name)
 {
 	if (failures) {
 		fprintf(stderr, "%s: %d check(s) failed\n", name, failures);

@@ -8,14 +8,7 @@
 
 static int64_t query_int(fg_store *st, const char *sql)
 {
-	sqlite3_stmt *s;
-	int64_t v = -1;
-	if (sqlite3_prepare_v2(fg_store_db(st), sql, -1, &s, NULL) != SQLITE_OK)
-		return -2;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
+	return test_query_int(fg_store_db(st), sql);
 }
 
 static int exec(fg_store *st, const char *sql)
