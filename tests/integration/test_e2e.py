@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""
+End to end with the Zigbee2MQTT corpus: a smoke alarm, its cached repeat, the
+clear, a test-button press and a Tuya low battery go through a real
+mosquitto into firegridd, and come out as exactly two incidents (smoke,
+battery_low) and three signed webhooks (smoke opened + cleared, battery_low
+opened).  The test press must not become an incident.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+HEIMAN_IEEE = '0x00158d0008a1b2c3'
+TUYA_IEEE = '0xa4c1380012d4e5f6'
+KITCHEN = 'zigbee2mqtt/b3/u201/smoke_kitchen'
+STAIR = 'zigbee2mqtt/b5/stair_3f_smoke'
+
+
+def unique_webhooks(records):
+    """One record per webhook-id (deliveries are at least once)."""
+    seen = {}
+    for r in records:
+        seen.setdefault(r.get('webhook_id'), r)
+    return list(seen.values())
+
+
+def body(env):
+    broker = env.broker()
+    rx = env.receiver()
+    d = env.daemon(broker, [h.sink(rx)],
+                   [('z2m', {'plugin': 'zigbee2mqtt', 'topics': 'zigbee2mqtt/#'})])
+
+    summary = env.fg_pub(
+        broker.port, '--pause-ms', 300,
+        '--retain', '--topic', 'zigbee2mqtt/bridge/devices',
+        '--file', h.z2m_file('bridge_devices.json'), '--no-retain',
+        '--topic', KITCHEN,
+        '--file', h.z2m_file('heiman_hs1sa_smoke_alarm_active.json'),
+        '--file', h.z2m_file('heiman_hs1sa_cached_repeat_after_battery_report.json'),
+        '--file', h.z2m_file('heiman_hs1sa_smoke_cleared.json'),
+        '--file', h.z2m_file('heiman_hs1sa_test_button.json'),
+        '--topic', STAIR,
+        '--file', h.z2m_file('tuya_ts0601_smoke_4_battery_state_low.json'))
+    h.check(summary.get('acked') == 6, 'fg-pub: %r' % summary)
+
+    def three_webhooks():
+        hooks = unique_webhooks(rx.records())
+        return hooks if len(hooks) >= 3 else None
+    h.wait_until(three_webhooks, 30, 'three webhooks')
+    h.wait_until(lambda: len(d.outbox()) == 0, 30, 'an empty outbox')
+
+    incidents = d.incidents()
+    h.log('incidents: %s' % incidents)
+    kinds = sorted(i.get('kind') for i in incidents)
+    h.check(kinds == ['battery_low', 'smoke'],
+            'expected one smoke and one battery_low incident, got %s' % kinds)
+    smoke = next(i for i in incidents if i['kind'] == 'smoke')
+    battery = next(i for i in incidents if i['kind'] == 'battery_low')
+    h.check(HEIMAN_IEEE in h.incident_device(smoke),
+            'smoke incident device %r is not the Heiman resolved via bridge/devices'
+            % smoke.get('device'))
+    h.check(TUYA_IEEE in h.incident_device(battery),
+            'battery incident device %r is not the Tuya' % battery.get('device'))
+    h.check(smoke.get('severity') == 'critical', 'smoke severity %r' % smoke.get('severity'))
+    h.check(battery.get('severity') == 'warning', 'battery severity %r' % battery.get('severity'))
+    h.check(smoke.get('cleared_ms') or smoke.get('cleared'),
+            'smoke incident not marked cleared: %r' % smoke)
+    h.check(not (battery.get('cleared_ms') or battery.get('cleared')),
+            'battery incident wrongly cleared: %r' % battery)
+
+    records = rx.records()
+    h.check(all(r.get('signature_ok') is True for r in records),
+            'a webhook failed signature verification: %r'
+            % [r for r in records if r.get('signature_ok') is not True])
+    hooks = unique_webhooks(records)
+    got = sorted((str(r.get('incident_id')), r.get('type')) for r in hooks)
+    want = sorted([(str(smoke['id']), 'org.firegrid.incident.opened'),
+                   (str(smoke['id']), 'org.firegrid.incident.cleared'),
+                   (str(battery['id']), 'org.firegrid.incident.opened')])
+    h.check(got == want, 'webhooks %s, expected %s' % (got, want))
+    opened = next(r for r in hooks if str(r.get('incident_id')) == str(smoke['id'])
+                  and r['type'].endswith('.opened'))
+    cleared = next(r for r in hooks if str(r.get('incident_id')) == str(smoke['id'])
+                   and r['type'].endswith('.cleared'))
+    h.check(int(opened['revision']) < int(cleared['revision']),
+            'cleared revision %s not after opened %s' % (cleared['revision'], opened['revision']))
+    h.check(records.index(opened) < records.index(cleared), 'cleared arrived before opened')
+
+    # The test press is recorded as an event only: no incident, no webhook.
+    h.check(not any(i.get('kind') == 'test' for i in incidents), 'a test press became an incident')
+
+    # Human output works too.
+    import subprocess
+    table = subprocess.run([h.FIREGRIDCTL, '--db', d.db, 'incidents'], capture_output=True,
+                           timeout=30)
+    h.check(table.returncode == 0 and b'smoke' in table.stdout,
+            'firegridctl incidents: %r' % table.stdout)
+    detail = d.ctl('incident', str(smoke['id']))
+    h.check(detail, 'firegridctl incident %s printed nothing' % smoke['id'])
+
+    rc = d.stop()
+    h.check(rc == 0, 'firegridd exited with %s on SIGTERM' % rc)
+
+
+if __name__ == '__main__':
+    h.run('e2e', body)
