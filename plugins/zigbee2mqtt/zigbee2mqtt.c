@@ -127,9 +127,10 @@ static int z2m_init(const struct fg_host *host, const void *config, void **ret_s
 		z2m_fini(z);
 		return -ENOMEM;
 	}
+	/* Room for one model per separator, whichever separators are used. */
 	size_t cap = 1;
 	for (const char *p = z->heat_buf; *p; p++)
-		cap += *p == ',';
+		cap += *p == ',' || *p == ' ' || *p == '\t';
 	z->heat = calloc(cap, sizeof(*z->heat));
 	if (!z->heat) {
 		z2m_fini(z);
