@@ -75,6 +75,8 @@ int fg_outbox_enqueue(fg_outbox *ob, const struct fg_incident *inc,
 {
 	const struct fg_conf *conf = ob->conf;
 	size_t admitted = 0;
+	if (!conf || !conf->gateway_id || !inc || !change)
+		return -EINVAL;
 	for (size_t i = 0; i < conf->n_sinks; i++)
 		if (inc->severity >= conf->sinks[i].min_severity)
 			admitted++;

@@ -26,21 +26,25 @@ static const char *const known_states[] = {
 	FG_STATE_RESOLVED, FG_STATE_CLOSED, FG_STATE_RETURNED, FG_STATE_REOPENED,
 };
 
-/* Parse a command's options; returns -1 to go on, else the exit code. */
-static int parse_opts(int argc, char **argv, bool with_state, bool with_limit,
+/* Parse a command's options (--json is accepted after the command too);
+ * returns -1 to go on, else the exit code. */
+static int parse_opts(struct ctl *c, int argc, char **argv, bool with_state, bool with_limit,
                       const char *usage, struct list_opts *o)
 {
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, 's' },
 		{ "limit", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 	o->state = NULL;
 	o->limit = -1;
-	while ((opt = getopt_long(argc, argv, "+s:n:h", opts, NULL)) != -1) {
-		if (opt == 'h') {
+	while ((opt = getopt_long(argc, argv, "s:n:jh", opts, NULL)) != -1) {
+		if (opt == 'j') {
+			c->json = true;
+		} else if (opt == 'h') {
 			printf("Usage: firegridctl [--json] %s\n", usage);
 			return 0;
 		} else if (opt == 's' && with_state) {
@@ -280,7 +284,7 @@ static int status_human(fg_store *st, int64_t depth, int64_t oldest, int64_t now
 int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 {
 	struct list_opts o;
-	int r = parse_opts(argc, argv, false, false, "status", &o);
+	int r = parse_opts(c, argc, argv, false, false, "status", &o);
 	if (r >= 0)
 		return r;
 	fg_store *st;
@@ -340,7 +344,7 @@ int ctl_cmd_incidents(struct ctl *c, int argc, char **argv)
 		"ID", "STATE", "KIND", "SEVERITY", "COUNT", "REV", "OPENED", "LAST SEEN", "DEVICE",
 	};
 	struct list_opts o;
-	int r = parse_opts(argc, argv, true, true, "incidents [--state S] [--limit N]", &o);
+	int r = parse_opts(c, argc, argv, true, true, "incidents [--state S] [--limit N]", &o);
 	if (r >= 0)
 		return r;
 	fg_store *st;
@@ -446,7 +450,7 @@ int ctl_cmd_incident(struct ctl *c, int argc, char **argv)
 {
 	static const char usage[] = "incident ID";
 	struct list_opts o;
-	int r = parse_opts(argc, argv, false, false, usage, &o);
+	int r = parse_opts(c, argc, argv, false, false, usage, &o);
 	if (r >= 0)
 		return r;
 	char *end;
@@ -507,7 +511,7 @@ static int list_rows(struct ctl *c, int argc, char **argv, const char *usage,
                      const char *sql_table, const char *sql_json, const char *none)
 {
 	struct list_opts o;
-	int r = parse_opts(argc, argv, false, true, usage, &o);
+	int r = parse_opts(c, argc, argv, false, true, usage, &o);
 	if (r >= 0)
 		return r;
 	fg_store *st;

@@ -122,7 +122,7 @@ static void test_json(void)
 	doc = run_json("--json incidents --state reported --limit 5");
 	CHECK(json_array_size(doc) == 1 && JINT(json_array_get(doc, 0), "id") == 1);
 	json_decref(doc);
-	doc = run_json("--json incidents --limit 1");
+	doc = run_json("incidents --limit 1 --json");      /* --json after the command */
 	CHECK(json_array_size(doc) == 1 && JINT(json_array_get(doc, 0), "id") == 2);
 	json_decref(doc);
 	doc = run_json("--json incidents --state closed");
