@@ -28,12 +28,15 @@ static const char SQL_DUE[] =
 	" ORDER BY o.priority DESC, o.id LIMIT ?3";
 
 /* Heads only: a row waiting behind an older row of its incident is not
- * going anywhere before that one, whatever its own next_attempt_ms. */
+ * going anywhere before that one, whatever its own next_attempt_ms.  Walks
+ * outbox_next in time order and stops at the first head, so the cost is
+ * the number of blocked rows due before it, not the backlog. */
 static const char SQL_NEXT_DUE[] =
-	"SELECT min(o.next_attempt_ms) FROM outbox AS o INDEXED BY outbox_due"
+	"SELECT o.next_attempt_ms FROM outbox AS o INDEXED BY outbox_next"
 	" WHERE o.sink = ?1"
 	" AND NOT EXISTS (SELECT 1 FROM outbox AS p"
-	"  WHERE p.incident_id = o.incident_id AND p.sink = o.sink AND p.id < o.id)";
+	"  WHERE p.incident_id = o.incident_id AND p.sink = o.sink AND p.id < o.id)"
+	" ORDER BY o.next_attempt_ms LIMIT 1";
 
 static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ?1";
 
@@ -219,8 +222,7 @@ int64_t fg_outbox_next_due_ms(fg_outbox *ob, const char *sink)
 	fg_store_bind_text(s, 1, sink);
 	int64_t v = INT64_MAX;
 	if (fg_store_step_row(s) > 0) {
-		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-			v = sqlite3_column_int64(s, 0);
+		v = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
 	}
 	return v;
