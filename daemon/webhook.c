@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "backoff.h"
 #include "fg_config.h"
@@ -36,6 +37,7 @@ struct wh_req {
 	struct wh_sink *sink;
 	CURL *easy;
 	bool active;
+	unsigned gen;                 /* sink->gen the easy handle was set up for */
 	struct curl_slist *headers;
 	struct fg_outbox_row row;
 	char excerpt[EXCERPT_MAX + 1];
@@ -48,8 +50,9 @@ struct wh_sink {
 	const struct fg_conf_sink *conf;
 	uint8_t key[FG_SIGN_KEY_MAX];
 	size_t key_len;
-	size_t max_inflight;
-	size_t n_inflight;
+	size_t max_inflight;          /* slots [0, max_inflight) take new rows */
+	size_t n_inflight;            /* after a reload it may exceed max_inflight */
+	unsigned gen;                 /* bumped when the sink's settings change */
 	struct wh_req reqs[SINK_MAX_INFLIGHT];
 	struct fg_ratelimit rl_retry, rl_dead, rl_store;
 };
@@ -70,7 +73,7 @@ struct fg_webhook {
 	CURLM *multi;
 	uv_timer_t curl_timer;        /* CURLMOPT_TIMERFUNCTION */
 	uv_timer_t sched_timer;       /* kick / next due row / close timeout */
-	struct wh_sink *sinks;
+	struct wh_sink **sinks;
 	size_t n_sinks;
 	struct wh_sock *socks;
 	fg_webhook_delivered_cb delivered_cb;
@@ -78,6 +81,7 @@ struct fg_webhook {
 	uint64_t rng;
 	struct fg_webhook_stats stats;
 	struct fg_ratelimit rl;
+	bool started;                 /* timers initialised */
 	bool closing, finishing;
 	unsigned open_handles;
 	void (*done)(void *data);
@@ -316,10 +320,13 @@ static int req_start(struct wh_req *req, struct fg_outbox_row *row)
 	char sig[FG_SIGN_SIG_MAX];
 	int64_t ts = fg_now_ms() / 1000;
 
-	if (!req->easy) {
+	if (!req->easy || req->gen != sink->gen) {
+		curl_easy_cleanup(req->easy);
+		req->easy = NULL;
 		int r = req_setup(req);
 		if (r < 0)
 			return r;
+		req->gen = sink->gen;
 	}
 	int r = fg_sign(sink->key, sink->key_len, row->webhook_id, ts, row->body, row->body_len, sig);
 	if (r < 0)
@@ -529,13 +536,13 @@ static struct wh_req *free_slot(struct wh_sink *sink)
  * INT64_MAX when only a completion can make more work possible. */
 static int64_t fill_sink(struct fg_webhook *wh, struct wh_sink *sink, int64_t now)
 {
-	size_t room = sink->max_inflight - sink->n_inflight;
-	if (room == 0)
+	if (sink->n_inflight >= sink->max_inflight)
 		return INT64_MAX;
+	size_t room = sink->max_inflight - sink->n_inflight;
 
 	int64_t skip[SINK_MAX_INFLIGHT];
 	size_t n_skip = 0;
-	for (size_t i = 0; i < sink->max_inflight; i++)
+	for (size_t i = 0; i < SINK_MAX_INFLIGHT; i++)
 		if (sink->reqs[i].active)
 			skip[n_skip++] = sink->reqs[i].row.id;
 
@@ -607,7 +614,7 @@ static void scan(struct fg_webhook *wh)
 	int64_t now = fg_now_ms();
 	int64_t next = INT64_MAX;
 	for (size_t i = 0; i < wh->n_sinks; i++) {
-		int64_t at = fill_sink(wh, &wh->sinks[i], now);
+		int64_t at = fill_sink(wh, wh->sinks[i], now);
 		if (at < next)
 			next = at;
 	}
@@ -617,7 +624,7 @@ static void scan(struct fg_webhook *wh)
 
 void fg_webhook_kick(fg_webhook *wh)
 {
-	if (!wh || wh->closing)
+	if (!wh || !wh->started || wh->closing)
 		return;
 	if (uv_is_active((uv_handle_t *)&wh->sched_timer) &&
 	    uv_timer_get_due_in(&wh->sched_timer) == 0)
@@ -632,39 +639,182 @@ static void commit_hook(void *data)
 
 /* ---- life cycle ------------------------------------------------------------ */
 
-/* Requests to the same host:port share curl's per-host connection limit, so
- * that limit is the sum over the sinks that point there. */
-static long host_connection_limit(const struct fg_conf *conf)
+static int url_host_port(const char *url, char **ret_host, char **ret_port)
 {
-	long best = 1;
+	CURLU *u = curl_url();
+	*ret_host = *ret_port = NULL;
+	int ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	         curl_url_get(u, CURLUPART_HOST, ret_host, 0) == CURLUE_OK &&
+	         curl_url_get(u, CURLUPART_PORT, ret_port, CURLU_DEFAULT_PORT) == CURLUE_OK;
+	curl_url_cleanup(u);
+	return ok ? 0 : -EINVAL;
+}
+
+static size_t sink_cap(const struct fg_conf_sink *c)
+{
+	return c->max_connections < 1 ? 1 : c->max_connections > SINK_MAX_INFLIGHT ?
+	       SINK_MAX_INFLIGHT : (size_t)c->max_connections;
+}
+
+/* curl's connection cache holds every sink's connections; its per-host limit
+ * is the sum over the sinks that point at the same host:port (each sink
+ * keeps to its own cap by never having more requests in flight). */
+static void multi_limits(struct fg_webhook *wh, const struct fg_conf *conf)
+{
+	long total = 0, per_host = 1;
 	for (size_t i = 0; i < conf->n_sinks; i++) {
+		char *hi, *pi;
 		long sum = 0;
-		CURLU *a = curl_url();
-		char *ha = NULL, *pa = NULL;
-		if (a && curl_url_set(a, CURLUPART_URL, conf->sinks[i].url, 0) == CURLUE_OK) {
-			curl_url_get(a, CURLUPART_HOST, &ha, 0);
-			curl_url_get(a, CURLUPART_PORT, &pa, CURLU_DEFAULT_PORT);
-		}
+		url_host_port(conf->sinks[i].url, &hi, &pi);
 		for (size_t j = 0; j < conf->n_sinks; j++) {
-			CURLU *b = curl_url();
-			char *hb = NULL, *pb = NULL;
-			if (b && curl_url_set(b, CURLUPART_URL, conf->sinks[j].url, 0) == CURLUE_OK) {
-				curl_url_get(b, CURLUPART_HOST, &hb, 0);
-				curl_url_get(b, CURLUPART_PORT, &pb, CURLU_DEFAULT_PORT);
-			}
-			if (i == j || (ha && hb && pa && pb && strcasecmp(ha, hb) == 0 && strcmp(pa, pb) == 0))
-				sum += (long)conf->sinks[j].max_connections;
-			curl_free(hb);
-			curl_free(pb);
-			curl_url_cleanup(b);
+			char *hj, *pj;
+			url_host_port(conf->sinks[j].url, &hj, &pj);
+			if (i == j || (hi && hj && pi && pj && strcasecmp(hi, hj) == 0 && strcmp(pi, pj) == 0))
+				sum += (long)sink_cap(&conf->sinks[j]);
+			curl_free(hj);
+			curl_free(pj);
 		}
-		curl_free(ha);
-		curl_free(pa);
-		curl_url_cleanup(a);
-		if (sum > best)
-			best = sum;
+		curl_free(hi);
+		curl_free(pi);
+		total += (long)sink_cap(&conf->sinks[i]);
+		if (sum > per_host)
+			per_host = sum;
 	}
-	return best;
+	curl_multi_setopt(wh->multi, CURLMOPT_MAXCONNECTS, total > 0 ? total : 1L);
+	curl_multi_setopt(wh->multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
+}
+
+/* Point a sink at (new) settings; the key is checked by the caller. */
+static void sink_configure(struct wh_sink *s, const struct fg_conf_sink *c, const uint8_t *key,
+                           size_t key_len)
+{
+	s->conf = c;
+	memcpy(s->key, key, key_len);
+	s->key_len = key_len;
+	s->max_inflight = sink_cap(c);
+	s->gen++;   /* easy handles are set up again before their next use */
+}
+
+static struct wh_sink *sink_new(struct fg_webhook *wh)
+{
+	struct wh_sink *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->rl_retry = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 20);
+	s->rl_dead = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 50);
+	s->rl_store = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 5);
+	for (size_t j = 0; j < SINK_MAX_INFLIGHT; j++) {
+		s->reqs[j].wh = wh;
+		s->reqs[j].sink = s;
+	}
+	return s;
+}
+
+/* Abort what the sink has in flight (rows stay queued) and free it.
+ * Returns how many requests were aborted. */
+static size_t sink_free(struct fg_webhook *wh, struct wh_sink *s)
+{
+	size_t aborted = 0;
+	if (!s)
+		return 0;
+	for (size_t j = 0; j < SINK_MAX_INFLIGHT; j++) {
+		struct wh_req *req = &s->reqs[j];
+		if (req->active) {
+			curl_multi_remove_handle(wh->multi, req->easy);
+			req_release(req);
+			aborted++;
+		}
+		curl_easy_cleanup(req->easy);
+		req->easy = NULL;
+	}
+	OPENSSL_cleanse(s->key, sizeof(s->key));
+	free(s);
+	return aborted;
+}
+
+static struct wh_sink *sink_find(struct fg_webhook *wh, const char *name)
+{
+	for (size_t i = 0; i < wh->n_sinks; i++)
+		if (wh->sinks[i] && strcmp(wh->sinks[i]->conf->name, name) == 0)
+			return wh->sinks[i];
+	return NULL;
+}
+
+/*
+ * Swap in the sinks of conf.  Sinks are matched by name: a kept sink keeps
+ * its in-flight requests (they finish under the settings they started with)
+ * and uses the new URL, secret, timeouts and limits from its next request;
+ * a removed sink's in-flight requests are aborted, their rows stay queued.
+ * Everything is checked before anything changes.
+ */
+int fg_webhook_set_conf(fg_webhook *wh, const struct fg_conf *conf)
+{
+	if (!wh || !conf || wh->closing)
+		return -EINVAL;
+
+	size_t n = conf->n_sinks;
+	struct wh_sink **sinks = n ? calloc(n, sizeof(*sinks)) : NULL;
+	uint8_t (*keys)[FG_SIGN_KEY_MAX] = n ? calloc(n, sizeof(*keys)) : NULL;
+	size_t *key_lens = n ? calloc(n, sizeof(*key_lens)) : NULL;
+	int r = -ENOMEM;
+	if (n && (!sinks || !keys || !key_lens))
+		goto out;
+
+	r = -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!conf->sinks[i].name || !conf->sinks[i].url || !conf->sinks[i].secret ||
+		    fg_sign_key_decode(conf->sinks[i].secret, keys[i], &key_lens[i]) < 0)
+			goto out;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(conf->sinks[i].name, conf->sinks[j].name) == 0)
+				goto out;
+	}
+	r = -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		sinks[i] = sink_find(wh, conf->sinks[i].name);
+		if (!sinks[i] && !(sinks[i] = sink_new(wh)))
+			goto out;
+	}
+
+	/* Committed from here on: nothing below fails. */
+	size_t aborted = 0;
+	for (size_t i = 0; i < wh->n_sinks; i++) {
+		bool kept = false;
+		for (size_t j = 0; j < n; j++)
+			kept |= sinks[j] == wh->sinks[i];
+		if (!kept)
+			aborted += sink_free(wh, wh->sinks[i]);
+	}
+	if (aborted)
+		fg_warn(MOD, "sinks removed by the new configuration: %zu requests aborted; they stay queued",
+		        aborted);
+	for (size_t i = 0; i < n; i++) {
+		sink_configure(sinks[i], &conf->sinks[i], keys[i], key_lens[i]);
+		set_inflight_gauge(wh, sinks[i]);
+	}
+	free(wh->sinks);
+	wh->sinks = sinks;
+	wh->n_sinks = n;
+	sinks = NULL;
+	wh->conf = conf;
+	multi_limits(wh, conf);
+	fg_webhook_kick(wh);
+	r = 0;
+out:
+	/* On failure, free only the sinks made here (not yet in wh->sinks). */
+	for (size_t i = 0; sinks && i < n; i++) {
+		bool existing = false;
+		for (size_t j = 0; j < wh->n_sinks; j++)
+			existing |= sinks[i] == wh->sinks[j];
+		if (!existing)
+			sink_free(wh, sinks[i]);
+	}
+	free(sinks);
+	if (keys)
+		OPENSSL_cleanse(keys, n * sizeof(*keys));
+	free(keys);
+	free(key_lens);
+	return r;
 }
 
 int fg_webhook_new(uv_loop_t *loop, const struct fg_conf *conf, fg_store *st,
@@ -677,73 +827,46 @@ int fg_webhook_new(uv_loop_t *loop, const struct fg_conf *conf, fg_store *st,
 	if (!wh)
 		return -ENOMEM;
 	wh->loop = loop;
-	wh->conf = conf;
 	wh->st = st;
 	wh->ob = ob;
 	wh->rng = fg_rand_seed();
 	wh->rl = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 5);
-	int r = -ENOMEM;
 
-	wh->n_sinks = conf->n_sinks;
-	if (wh->n_sinks && !(wh->sinks = calloc(wh->n_sinks, sizeof(*wh->sinks))))
-		goto fail;
-	long total = 0;
-	for (size_t i = 0; i < wh->n_sinks; i++) {
-		struct wh_sink *s = &wh->sinks[i];
-		s->conf = &conf->sinks[i];
-		s->max_inflight = s->conf->max_connections < 1 ? 1 :
-		                  s->conf->max_connections > SINK_MAX_INFLIGHT ? SINK_MAX_INFLIGHT :
-		                  (size_t)s->conf->max_connections;
-		total += (long)s->max_inflight;
-		s->rl_retry = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 20);
-		s->rl_dead = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 50);
-		s->rl_store = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 5);
-		for (size_t j = 0; j < SINK_MAX_INFLIGHT; j++) {
-			s->reqs[j].wh = wh;
-			s->reqs[j].sink = s;
-		}
-		if (!s->conf->secret || fg_sign_key_decode(s->conf->secret, s->key, &s->key_len) < 0) {
-			r = -EINVAL;
-			goto fail;
-		}
-		set_inflight_gauge(wh, s);
+	int r = -EIO;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		free(wh);
+		return r;
 	}
-
-	r = -EIO;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		goto fail;
 	wh->multi = curl_multi_init();
-	if (!wh->multi) {
-		curl_global_cleanup();
-		goto fail;
-	}
-	if (curl_multi_setopt(wh->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
+	if (!wh->multi ||
+	    curl_multi_setopt(wh->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
 	    curl_multi_setopt(wh->multi, CURLMOPT_SOCKETDATA, wh) != CURLM_OK ||
 	    curl_multi_setopt(wh->multi, CURLMOPT_TIMERFUNCTION, timer_fn) != CURLM_OK ||
-	    curl_multi_setopt(wh->multi, CURLMOPT_TIMERDATA, wh) != CURLM_OK ||
-	    curl_multi_setopt(wh->multi, CURLMOPT_MAXCONNECTS, total > 0 ? total : 1L) != CURLM_OK ||
-	    curl_multi_setopt(wh->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	                      host_connection_limit(conf)) != CURLM_OK)
-		goto fail_curl;
-
+	    curl_multi_setopt(wh->multi, CURLMOPT_TIMERDATA, wh) != CURLM_OK)
+		goto fail;
+	r = fg_webhook_set_conf(wh, conf);
+	if (r < 0)
+		goto fail;
 	r = fg_store_on_commit(st, commit_hook, wh);
 	if (r < 0)
-		goto fail_curl;
+		goto fail;
 
 	uv_timer_init(loop, &wh->curl_timer);
 	uv_timer_init(loop, &wh->sched_timer);
 	wh->curl_timer.data = wh;
 	wh->sched_timer.data = wh;
 	wh->open_handles = 2;
+	wh->started = true;
 	*ret = wh;
 	fg_webhook_kick(wh);   /* rows left from before a restart */
 	return 0;
 
-fail_curl:
+fail:
+	for (size_t i = 0; i < wh->n_sinks; i++)
+		sink_free(wh, wh->sinks[i]);
+	free(wh->sinks);
 	curl_multi_cleanup(wh->multi);
 	curl_global_cleanup();
-fail:
-	free(wh->sinks);
 	free(wh);
 	return r;
 }
@@ -773,21 +896,11 @@ static void finish(struct fg_webhook *wh)
 	uv_timer_stop(&wh->sched_timer);
 
 	size_t aborted = 0;
-	for (size_t i = 0; i < wh->n_sinks; i++) {
-		struct wh_sink *s = &wh->sinks[i];
-		for (size_t j = 0; j < s->max_inflight; j++) {
-			struct wh_req *req = &s->reqs[j];
-			if (req->active) {
-				curl_multi_remove_handle(wh->multi, req->easy);
-				req_release(req);
-				aborted++;
-			}
-			if (req->easy) {
-				curl_easy_cleanup(req->easy);
-				req->easy = NULL;
-			}
-		}
-	}
+	for (size_t i = 0; i < wh->n_sinks; i++)
+		aborted += sink_free(wh, wh->sinks[i]);
+	free(wh->sinks);
+	wh->sinks = NULL;
+	wh->n_sinks = 0;
 	if (aborted)
 		fg_warn(MOD, "shutdown: %zu requests still in flight were aborted; they stay queued",
 		        aborted);
@@ -822,8 +935,5 @@ void fg_webhook_close(fg_webhook *wh, int64_t timeout_ms, void (*done)(void *dat
 
 void fg_webhook_free(fg_webhook *wh)
 {
-	if (!wh)
-		return;
-	free(wh->sinks);
 	free(wh);
 }

@@ -45,6 +45,14 @@ int fg_webhook_new(uv_loop_t *loop, const struct fg_conf *conf, fg_store *st,
                    fg_outbox *ob, fg_webhook **ret);
 void fg_webhook_on_delivered(fg_webhook *wh, fg_webhook_delivered_cb cb, void *data);
 
+/* Reload: take the sinks of a new conf (which must then outlive the
+ * webhook; the old one may be freed once this returns).  Sinks match by
+ * name; a kept sink finishes its in-flight requests as they started and uses
+ * the new URL, secret, timeouts and limits from its next request; a removed
+ * sink's in-flight requests are aborted and its rows stay queued.  -EINVAL
+ * (nothing changed) when a sink's secret is not a valid whsec_ secret. */
+int fg_webhook_set_conf(fg_webhook *wh, const struct fg_conf *conf);
+
 /* New committed rows may be due: look soon (coalesced, never re-entrant). */
 void fg_webhook_kick(fg_webhook *wh);
 

@@ -602,6 +602,79 @@ static void test_order(void)
 	world_close(&w, 1000);
 }
 
+/* Reload: a kept sink picks up its new URL, a new sink starts, a removed
+ * sink's in-flight request is aborted with its row kept, a bad secret
+ * changes nothing. */
+static void test_reload(void)
+{
+	struct world w;
+	world_open(&w, "reload", SECRET, 2, 20, 200, 60000);
+	raise_alarm(&w, "b13/smoke-1", FG_KIND_SMOKE, FG_SEV_CRITICAL);
+	CHECK(run_until(&w, is_idle, NULL));
+
+	/* "ops" moves to another path; "audit" is new and signs with a key the
+	 * receiver does not know, so its copy is refused (401, dead letter). */
+	char url2[160];
+	snprintf(url2, sizeof(url2), "http://127.0.0.1:%u/v2/hooks", rx_port);
+	struct fg_conf_sink sinks2[2] = { w.sink, w.sink };
+	sinks2[0].url = url2;
+	sinks2[1].name = "audit";
+	sinks2[1].secret = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	struct fg_conf conf2 = w.conf;
+	conf2.sinks = sinks2;
+	conf2.n_sinks = 2;
+
+	struct fg_conf bad = conf2;
+	struct fg_conf_sink bad_sinks[2] = { sinks2[0], sinks2[1] };
+	bad_sinks[1].secret = "whsec_!!";
+	bad.sinks = bad_sinks;
+	CHECK(fg_webhook_set_conf(w.wh, &bad) == -EINVAL);
+	bad_sinks[1] = bad_sinks[0];   /* duplicate name */
+	CHECK(fg_webhook_set_conf(w.wh, &bad) == -EINVAL);
+
+	CHECK(fg_webhook_set_conf(w.wh, &conf2) == 0);
+	fg_outbox_set_conf(w.ob, &conf2);
+	raise_alarm(&w, "b13/smoke-2", FG_KIND_SMOKE, FG_SEV_CRITICAL);
+	CHECK(pending(&w) == 2);
+	CHECK(run_until(&w, is_idle, NULL));
+	CHECK(w.delivered == 2);
+	CHECK(sql_int(&w, "SELECT count(*) FROM dead_letters WHERE sink = 'audit' AND status = 401") == 1);
+	json_t *lines = rx_lines(w.gateway);
+	size_t i;
+	json_t *l;
+	int old_path = 0, new_path = 0;
+	json_array_foreach(lines, i, l) {
+		const char *path = json_string_value(json_object_get(l, "path"));
+		const char *id = json_string_value(json_object_get(l, "webhook_id"));
+		bool ok = json_is_true(json_object_get(l, "signature_ok"));
+		if (strcmp(id, "gw-reload-1-1") == 0)
+			old_path += path && strcmp(path, "/hooks/firegrid") == 0 && ok;
+		else if (ok)
+			new_path += path && strcmp(path, "/v2/hooks") == 0;
+	}
+	CHECK(old_path == 1 && new_path == 1);
+	json_decref(lines);
+
+	/* Remove "ops" while it waits on a slow answer. */
+	rx_control("{\"hang_ms\":3000}");
+	struct fg_conf conf3 = conf2;
+	conf3.sinks = &sinks2[1];
+	conf3.n_sinks = 1;
+	raise_alarm(&w, "b13/smoke-3", FG_KIND_SMOKE, FG_SEV_CRITICAL);
+	int64_t want[2] = { offsetof(struct fg_webhook_stats, sent), 5 };
+	CHECK(run_until(&w, stat_at_least, want));
+	struct fg_webhook_stats s;
+	fg_webhook_stats(w.wh, &s);
+	CHECK(s.in_flight >= 1);
+	CHECK(fg_webhook_set_conf(w.wh, &conf3) == 0);
+	fg_outbox_set_conf(w.ob, &conf3);
+	fg_webhook_stats(w.wh, &s);
+	CHECK(fg_metrics_get("firegrid_webhook_in_flight", "sink", "ops") == 0);
+	CHECK(sql_int(&w, "SELECT count(*) FROM outbox WHERE sink = 'ops'") == 1);
+	rx_control("{\"hang_ms\":0}");
+	world_close(&w, 4000);
+}
+
 static void test_close_drains_or_aborts(void)
 {
 	/* Drain: a slow answer within the timeout is still recorded. */
@@ -671,6 +744,7 @@ int main(void)
 	test_retry_after();
 	test_give_up_and_critical();
 	test_order();
+	test_reload();
 	test_close_drains_or_aborts();
 
 	CHECK(receiver_stop() == 0);
