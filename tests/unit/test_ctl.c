@@ -184,6 +184,30 @@ static void test_human_and_exit_codes(void)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
 
+/* Without --db the store path comes from the configuration. */
+static void test_config_path(void)
+{
+	char conf[256], cmd[1024];
+	test_path(conf, sizeof(conf), "firegrid.conf");
+	FILE *f = fopen(conf, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fprintf(f, "[daemon]\ngateway_id = gw1\nstate_dir = %s\n\n[store]\ndb_path = ctl.db\n\n"
+	           "[sink ops]\nurl = http://127.0.0.1:9/\n"
+	           "secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n", test_dir);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "'%s' --config '%s' --json incidents 2>/dev/null", ctl, conf);
+	FILE *p = popen(cmd, "r");
+	json_t *doc = p ? json_loadf(p, 0, NULL) : NULL;
+	CHECK(p && pclose(p) == 0);
+	CHECK(json_array_size(doc) == 2);
+	json_decref(doc);
+	snprintf(cmd, sizeof(cmd), "'%s' --config '%s/absent.conf' status >/dev/null 2>&1", ctl, test_dir);
+	int st = system(cmd);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -196,5 +220,6 @@ int main(int argc, char **argv)
 	prepare();
 	test_json();
 	test_human_and_exit_codes();
+	test_config_path();
 	return test_result("test_ctl");
 }
