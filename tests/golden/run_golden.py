@@ -20,7 +20,8 @@ Files run in order as one stream through one plugin instance, so state
 carries from file to file.  Events must come out in the order of the expect
 lines and there must be no others.  Each expected object's keys must equal
 the actual event's (nested objects such as attrs compare the same way, so
-they may be given partially); the actual event may carry more keys.
+they may be given partially); the actual event may carry more keys.  A key
+given as null must be absent from the actual event.
 
 Uses the built firegridctl and the built plugin modules (--plugin-dir), so
 the shared modules are what is tested.  Standard library only.
@@ -110,8 +111,10 @@ def build_command(spec, ctl, plugin_dir, root):
 
 def matches(expected, actual):
     if isinstance(expected, dict):
+        # null says "this key must be absent": events never carry nulls.
         return isinstance(actual, dict) and all(
-            k in actual and matches(v, actual[k]) for k, v in expected.items())
+            (k not in actual) if v is None else (k in actual and matches(v, actual[k]))
+            for k, v in expected.items())
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
     return expected == actual
