@@ -11,6 +11,9 @@ docs/plugins.md, "Golden tests"):
     now 2025-03-14T09:00:00Z        pin the clock (optional)
     topic zigbee2mqtt/b3/smoke      topic for the files after it
     header Content-Type: text/xml   header for the files after it
+    hex frame_hex                   the files after it are hex text: "-" the whole
+                                    file, KEY a JSON member (binary samples);
+                                    "hex" alone: raw files again
     file ../shared/corpus/...       a message, path relative to the repo root
     expect {"kind":"smoke"}         the next event (subset match, see below)
     expect nothing                  the whole stream yields no event
@@ -59,6 +62,8 @@ def parse_golden(path):
                 spec["options"].append(rest)
             elif word in ("topic", "header"):
                 spec["stream"].append(("--" + word, rest))
+            elif word == "hex":
+                spec["stream"].append(("--hex=" + rest, None))
             elif word == "file":
                 if not rest:
                     raise GoldenError("%s: file needs a path" % where)
@@ -104,6 +109,8 @@ def build_command(spec, ctl, plugin_dir, root):
             if not os.path.isfile(path):
                 raise GoldenError("missing input file %s (%s)" % (value, path))
             cmd.append(path)
+        elif value is None:
+            cmd.append(kind)
         else:
             cmd += [kind, value]
     return cmd
