@@ -10,12 +10,33 @@
  *                     later against the plugin's option table
  *   [sink NAME]       a webhook receiver (one or more)
  *
- * Every daemon key is declared in an fg_option table in conf.c, which
- * validates it and documents it.  Unknown keys, unknown sections, duplicate
- * keys and bad values are errors that name file, line and key, e.g.
+ * Every daemon key is declared in an option table in conf.c (key, type,
+ * default, bounds, description), which validates it and generates the
+ * documented default config (fg_conf_write_defaults, shipped as
+ * etc/firegrid.conf; a unit test keeps the two identical).  Unknown keys,
+ * unknown sections, duplicate keys, duplicate source/sink names, missing
+ * required keys, bad values and syntax errors are all reported, each as
  *   /etc/firegrid/firegrid.conf:14: [mqtt] port: expected an integer in 1..65535, got 'x'
- * Secrets (`password`, `secret`) may instead be given as `password_file` /
- * `secret_file`, read at load time.
+ * Keys in the file; each field below is named after its key, with an mqtt_
+ * prefix for [mqtt] and a unit suffix (_ms, _s) where the key has none:
+ *   [daemon]  gateway_id (required), state_dir, plugin_dir, log_level
+ *             (error|warning|info|debug), watchdog, shutdown_timeout
+ *   [store]   db_path, durability (normal|full), event_retention, max_events
+ *   [mqtt]    enabled, host, port, client_id, username, password | password_file,
+ *             ca_file, cert_file, key_file, tls_insecure, keepalive (seconds),
+ *             reconnect_min, reconnect_max, max_payload
+ *   [source NAME]  plugin, topics (both required), qos (0..2), plugin options
+ *   [sink NAME]    url, secret | secret_file (both required), timeout,
+ *             connect_timeout, max_connections, retry_min, retry_max, give_up,
+ *             min_severity (info|warning|major|critical), ca_file, tls_verify
+ * Durations take a unit (500ms, 10s, 5m, 24h, 2d; bare number = seconds) and
+ * are stored in the *_ms fields.  An empty value leaves an optional key unset.
+ * `topics` is a whitespace/comma separated list that may continue on
+ * indented lines (libinih limits a line to 197 characters).  Secrets
+ * (`password`, `secret`) may instead be given as `password_file` /
+ * `secret_file`: the first line of that file, read at load time (trailing
+ * whitespace stripped).  Paths are used as written, except that a relative
+ * db_path is taken under state_dir.
  *
  * A loaded struct fg_conf is immutable; SIGHUP loads a new one and swaps it
  * in only when it is entirely valid.
@@ -79,7 +100,8 @@ struct fg_conf {
 	int64_t shutdown_timeout_ms; /* max wait for in-flight webhooks on SIGTERM, default 5s */
 
 	/* [store] */
-	char *db_path;             /* default <state_dir>/firegrid.db; relative = under state_dir */
+	char *db_path;             /* default <state_dir>/firegrid.db; a relative key value is
+	                              resolved under state_dir at load time */
 	enum fg_durability durability;
 	int64_t event_retention_ms;/* default 30d */
 	int64_t max_events;        /* default 1000000 */
@@ -107,11 +129,14 @@ struct fg_conf {
 };
 
 /*
- * Load and validate a config file.  On success returns 0 and *ret.  On
- * failure returns a negative errno and *ret_errors holds one or more
- * newline-separated messages of the form "FILE:LINE: [section] key: reason"
- * (malloc'd; the caller frees).  Every error in the file is reported, not
- * just the first.
+ * Load and validate a config file.  On success returns 0, *ret and
+ * *ret_errors = NULL.  On failure returns a negative errno (-EINVAL for a
+ * bad config, -ENOENT etc. when the file cannot be read, -ENOMEM), leaves
+ * *ret untouched, and *ret_errors holds one or more newline-separated
+ * messages of the form "FILE:LINE: [section] key: reason", in line order,
+ * without a trailing newline (malloc'd; the caller frees and logs them).
+ * Every error in the file is reported, not just the first.  ret_errors may
+ * be NULL.  Never logs.
  */
 int fg_conf_load(const char *path, struct fg_conf **ret, char **ret_errors);
 

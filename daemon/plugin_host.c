@@ -195,8 +195,7 @@ static void state_clear(struct state_table *t)
 /* Finding and checking plugins                                              */
 /* ------------------------------------------------------------------------ */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+__attribute__((format(printf, 3, 4)))
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
@@ -659,6 +658,7 @@ static int host_emit(fg_decode_ctx *ctx, const struct fg_event *ev)
 	return 0;
 }
 
+__attribute__((format(printf, 2, 3)))
 static void host_fail(fg_decode_ctx *ctx, const char *fmt, ...)
 {
 	if (!ctx)
@@ -670,6 +670,7 @@ static void host_fail(fg_decode_ctx *ctx, const char *fmt, ...)
 	ctx->failed = true;
 }
 
+__attribute__((format(printf, 3, 4)))
 static void host_log(fg_decode_ctx *ctx, int level, const char *fmt, ...)
 {
 	if (!ctx)
@@ -723,9 +724,7 @@ static const struct fg_host host_vtable = {
 };
 
 /* Append one "path:line: [source NAME] key: reason" line to the error text. */
-static void opt_error(FILE *f, const char *conf_path, int line, const char *source,
-                      const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+__attribute__((format(printf, 6, 7)))
 static void opt_error(FILE *f, const char *conf_path, int line, const char *source,
                       const char *key, const char *fmt, ...)
 {

@@ -203,6 +203,38 @@ static char *device_attrs(const struct dev *d, json_t *extra)
 	return s;
 }
 
+static json_t *pick(json_t *obj, const char *const *keys)
+{
+	json_t *out = json_object();
+	for (; out && obj && keys && *keys; keys++) {
+		json_t *v = json_object_get(obj, *keys);
+		if (v && !json_is_null(v))
+			json_object_set(out, *keys, v);
+	}
+	return out;
+}
+
+/* attrs built on first use: most device messages are repeats that emit
+ * nothing, and the daemon should not pay for JSON it never sends. */
+struct lazy_attrs {
+	const struct dev *d;
+	json_t *msg;                  /* message to copy `keys` from, or NULL */
+	const char *const *keys;
+	char *text;
+	bool built;
+};
+
+static const char *lazy_attrs(struct lazy_attrs *la)
+{
+	if (!la->built) {
+		json_t *extra = pick(la->msg, la->keys);
+		la->text = device_attrs(la->d, extra);
+		json_decref(extra);
+		la->built = true;
+	}
+	return la->text;
+}
+
 static int emit(struct z2m *z, fg_decode_ctx *ctx, const char *device, fg_kind kind,
                 fg_severity sev, fg_kind clears, int64_t device_time_ms, const char *attrs)
 {
@@ -263,15 +295,18 @@ static int parse_availability(struct z2m *z, const struct fg_msg *msg, fg_decode
 /* Emit offline on a change to offline, online only when it ends a known
  * offline; the retained message redelivered on every reconnect is quiet. */
 static int availability_transition(struct z2m *z, fg_decode_ctx *ctx, const char *device,
-                                   int online, fg_severity offline_sev, const char *attrs)
+                                   int online, fg_severity offline_sev,
+                                   struct lazy_attrs *la)
 {
 	const struct fg_host *h = z->host;
 	const char *prev = h->state_get(ctx, device, "avail");
 	bool was_offline = prev && strcmp(prev, "offline") == 0;
 	if (online && was_offline)
-		emit(z, ctx, device, FG_KIND_ONLINE, FG_SEV_INFO, FG_KIND_NONE, 0, attrs);
+		emit(z, ctx, device, FG_KIND_ONLINE, FG_SEV_INFO, FG_KIND_NONE, 0,
+		     la ? lazy_attrs(la) : NULL);
 	else if (!online && !was_offline)
-		emit(z, ctx, device, FG_KIND_OFFLINE, offline_sev, FG_KIND_NONE, 0, attrs);
+		emit(z, ctx, device, FG_KIND_OFFLINE, offline_sev, FG_KIND_NONE, 0,
+		     la ? lazy_attrs(la) : NULL);
 	h->state_set(ctx, device, "avail", online ? "online" : "offline");
 	return 0;
 }
@@ -295,9 +330,9 @@ static int decode_availability(struct z2m *z, const struct fg_msg *msg, fg_decod
 		return online;
 	struct dev d;
 	resolve(z, ctx, friendly_name, &d);
-	char *attrs = device_attrs(&d, NULL);
-	availability_transition(z, ctx, d.id, online, FG_SEV_WARNING, attrs);
-	free(attrs);
+	struct lazy_attrs la = { .d = &d };
+	availability_transition(z, ctx, d.id, online, FG_SEV_WARNING, &la);
+	free(la.text);
 	return 0;
 }
 
@@ -307,8 +342,7 @@ static int decode_bridge_state(struct z2m *z, const struct fg_msg *msg, fg_decod
 	if (online < 0)
 		return online;
 	/* Bridge offline: every device behind it is unknown, none is offline. */
-	return availability_transition(z, ctx, z->bridge_device, online, FG_SEV_MAJOR,
-	                               "{\"scope\":\"bridge\"}");
+	return availability_transition(z, ctx, z->bridge_device, online, FG_SEV_MAJOR, NULL);
 }
 
 static int decode_bridge_event(struct z2m *z, const struct fg_msg *msg, fg_decode_ctx *ctx)
@@ -469,17 +503,6 @@ static int read_device(struct z2m *z, fg_decode_ctx *ctx, json_t *obj, const str
 	return 0;
 }
 
-static json_t *pick(json_t *obj, const char *const *keys)
-{
-	json_t *out = json_object();
-	for (; out && *keys; keys++) {
-		json_t *v = json_object_get(obj, *keys);
-		if (v && !json_is_null(v))
-			json_object_set(out, *keys, v);
-	}
-	return out;
-}
-
 /* A leakage event counts once: when `event` changes to leakage_*, or when
  * the breaker trips again (state ON -> OFF) with leakage_trip still cached. */
 static void residual_current(struct z2m *z, fg_decode_ctx *ctx, const struct dev *d,
@@ -498,9 +521,8 @@ static void residual_current(struct z2m *z, fg_decode_ctx *ctx, const struct dev
 	if (leak && changed && !stale) {
 		static const char *const keys[] = { "battery", "linkquality", "leakage_threshold",
 		                                    "state", "event", NULL };
-		json_t *extra = pick(obj, keys);
-		char *attrs = device_attrs(d, extra);
-		json_decref(extra);
+		struct lazy_attrs la = { .d = d, .msg = obj, .keys = keys };
+		const char *attrs = lazy_attrs(&la);
 		struct fg_event ev = {
 			.struct_size = sizeof(ev),
 			.kind = FG_KIND_RESIDUAL_CURRENT,
@@ -513,7 +535,7 @@ static void residual_current(struct z2m *z, fg_decode_ctx *ctx, const struct dev
 			.attrs_json = attrs,
 		};
 		h->emit(ctx, &ev);
-		free(attrs);
+		free(la.text);
 	}
 	h->state_set(ctx, d->id, "event", event);
 	if (rd->relay)
@@ -526,7 +548,8 @@ static void residual_current(struct z2m *z, fg_decode_ctx *ctx, const struct dev
  * changes nothing we know and marks an alarm we did not see as unknown.
  */
 static void transition(struct z2m *z, fg_decode_ctx *ctx, const struct dev *d,
-                       const struct reading *rd, enum cond c, bool stale, const char *attrs)
+                       const struct reading *rd, enum cond c, bool stale,
+                       struct lazy_attrs *la)
 {
 	const struct fg_host *h = z->host;
 	if (!rd->present[c])
@@ -546,7 +569,7 @@ static void transition(struct z2m *z, fg_decode_ctx *ctx, const struct dev *d,
 			.severity = conds[c].severity,
 			.device = d->id,
 			.device_time_ms = rd->last_seen_ms,
-			.attrs_json = attrs,
+			.attrs_json = lazy_attrs(la),
 		};
 		if (c == C_SMOKE && rd->smoke_concentration) {
 			ev.has_value = 1;
@@ -558,7 +581,7 @@ static void transition(struct z2m *z, fg_decode_ctx *ctx, const struct dev *d,
 	} else if (!rd->value[c] && prev && strcmp(prev, "0") != 0) {
 		if (was_active)
 			emit(z, ctx, d->id, FG_KIND_CLEAR, FG_SEV_INFO, conds[c].kind,
-			     rd->last_seen_ms, attrs);
+			     rd->last_seen_ms, lazy_attrs(la));
 		h->state_set(ctx, d->id, key, "0");
 	}
 }
@@ -594,17 +617,14 @@ static int decode_device(struct z2m *z, const struct fg_msg *msg, fg_decode_ctx 
 	             msg->recv_time_ms - rd.last_seen_ms > z->stale_after_ms;
 
 	static const char *const keys[] = { "battery", "linkquality", "reliability", NULL };
-	json_t *extra = pick(root, keys);
-	char *attrs = device_attrs(&d, extra);
-	json_decref(extra);
-
+	struct lazy_attrs la = { .d = &d, .msg = root, .keys = keys };
 	for (int c = C_TEST; c <= C_CO; c++)
-		transition(z, ctx, &d, &rd, (enum cond)c, stale, attrs);
+		transition(z, ctx, &d, &rd, (enum cond)c, stale, &la);
 	if (rd.event)
 		residual_current(z, ctx, &d, &rd, stale, root);
 	for (int c = C_FAULT; c < C__N; c++)
-		transition(z, ctx, &d, &rd, (enum cond)c, stale, attrs);
-	free(attrs);
+		transition(z, ctx, &d, &rd, (enum cond)c, stale, &la);
+	free(la.text);
 	json_decref(root);
 	return 0;
 }

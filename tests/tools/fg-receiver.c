@@ -12,9 +12,10 @@
  * human line per webhook instead.
  *
  * HTTP:
- *   POST <any path>   a webhook: 401 when the signature is missing, wrong or
- *                     its timestamp is outside the tolerance; else the
- *                     configured status ({"ok":true} for 2xx).
+ *   POST <any path>   a webhook (the path is logged): 401 when the
+ *                     signature is missing, wrong or its timestamp is
+ *                     outside the tolerance; else the configured status
+ *                     ({"ok":true} for 2xx).
  *   POST /_control    JSON {"status":503} | {"hang_ms":N} |
  *                     {"retry_after":"2" or null} | {"reset":true}
  *                     (keys combine); answers the resulting settings.
@@ -259,7 +260,7 @@ static void write_log(struct receiver *rx, json_t *line, const struct ce_fields 
 }
 
 static enum MHD_Result handle_webhook(struct receiver *rx, struct MHD_Connection *c,
-                                      const struct request *req)
+                                      const char *path, const struct request *req)
 {
 	int64_t at_ms = fg_now_ms();
 	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
@@ -316,6 +317,7 @@ static enum MHD_Result handle_webhook(struct receiver *rx, struct MHD_Connection
 	                         "type", f.type, "id", f.id,
 	                         "received_at_ms", (json_int_t)at_ms, "hung_ms", (json_int_t)hang);
 	if (line) {
+		json_object_set_new(line, "path", json_string(path));
 		if (f.incident_id >= 0)
 			json_object_set_new(line, "incident_id", json_integer(f.incident_id));
 		if (f.revision >= 0)
@@ -380,7 +382,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 	}
 	if (strcmp(url, "/_control") == 0)
 		return handle_control(rx, c, req);
-	return handle_webhook(rx, c, req);
+	return handle_webhook(rx, c, url, req);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
