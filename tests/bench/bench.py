@@ -84,6 +84,16 @@ def vm_hwm_kb(pid):
     return 0
 
 
+def cpu_s(pid):
+    """User + system CPU seconds a process has used so far."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def count_events(db):
     try:
         con = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=1)
@@ -106,15 +116,22 @@ def percentile(values, p):
 
 
 def start_stack(env, name, max_connections=16, durability='full'):
-    broker = env.broker()
-    rx = env.receiver()
+    # Own names per scenario: own broker persistence, receiver log, state.
+    broker = env.broker(name='mosquitto-' + name)
+    rx = env.receiver(name='receiver-' + name)
     d = env.daemon(broker, [h.sink(rx, max_connections=max_connections)],
-                   h.generic_sources('bench/'), durability=durability, name=name)
+                   h.generic_sources('bench/'), durability=durability, name='firegridd-' + name)
     return broker, rx, d
 
 
-def finish(results, key, d):
+def finish(results, key, d, broker=None, rx=None):
     rss = vm_hwm_kb(d.proc.pid)
+    cpu = {'firegridd': round(cpu_s(d.proc.pid), 2)}
+    if broker:
+        cpu['mosquitto'] = round(cpu_s(broker.proc.pid), 2)
+    if rx:
+        cpu['fg-receiver'] = round(cpu_s(rx.proc.pid), 2)
+    results[key]['cpu_s'] = cpu
     results.setdefault('peak_rss_kb', {})[key] = rss
     rc = d.stop()
     if rc != 0:
@@ -142,7 +159,7 @@ def bench_broker(env, results):
 def bench_ingest(env, results):
     n_dev, reps = 1000 // SCALE, 10
     n = n_dev * reps
-    broker, rx, d = start_stack(env, 'firegridd-ingest')
+    broker, rx, d = start_stack(env, 'ingest')
     t0 = time.time()
     pub = env.fg_pub(broker.port, '--devices', n_dev, '--repeats', reps, '--rate', 0, '--qos', 1,
                      '--topic-prefix', 'bench/ingest/')
@@ -156,14 +173,14 @@ def bench_ingest(env, results):
                          'rate': round(n / elapsed, 1)}
     h.wait_until(lambda: rx.stats().get('accepted_unique', 0) >= n_dev, 120,
                  'the ingest scenario webhooks')
-    finish(results, 'ingest', d)
+    finish(results, 'ingest', d, broker, rx)
     broker.stop()
     rx.stop()
 
 
 def bench_webhooks(env, results):
     n = 10000 // SCALE
-    broker, rx, d = start_stack(env, 'firegridd-webhooks', max_connections=16)
+    broker, rx, d = start_stack(env, 'webhooks', max_connections=16)
     env.fg_pub(broker.port, '--devices', n, '--rate', 0, '--qos', 1,
                '--topic-prefix', 'bench/hooks/')
     h.wait_until(lambda: rx.stats().get('accepted_unique', 0) >= n, 300,
@@ -178,7 +195,7 @@ def bench_webhooks(env, results):
                            'span_s': round(span, 3), 'rate': round(stats['accepted_unique'] / span, 1),
                            'connections_peak': stats.get('connections_peak'),
                            'connections_opened': stats.get('connections_opened')}
-    finish(results, 'webhooks', d)
+    finish(results, 'webhooks', d, broker, rx)
     broker.stop()
     rx.stop()
 
@@ -186,7 +203,7 @@ def bench_webhooks(env, results):
 def bench_latency(env, results, rate, seconds):
     n = max(50, int(rate * seconds) // SCALE)
     key = 'latency_%d' % rate
-    broker, rx, d = start_stack(env, 'firegridd-lat%d' % rate)
+    broker, rx, d = start_stack(env, 'lat%d' % rate)
     env.fg_pub(broker.port, '--devices', n, '--rate', rate, '--qos', 1,
                '--topic-prefix', 'bench/lat%d/' % rate)
     h.wait_until(lambda: rx.stats().get('accepted_unique', 0) >= n, 120,
@@ -204,7 +221,7 @@ def bench_latency(env, results, rate, seconds):
     results[key] = {'rate': rate, 'alarms': n, 'p50_ms': round(percentile(lat, 50), 2),
                     'p99_ms': round(percentile(lat, 99), 2), 'max_ms': round(max(lat), 2),
                     'note': 'receiver clock has 1 ms resolution'}
-    finish(results, key, d)
+    finish(results, key, d, broker, rx)
     broker.stop()
     rx.stop()
 
@@ -230,6 +247,9 @@ def report(results):
         lat = results[k]
         print('latency @%5d/s  p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms (%d alarms)'
               % (lat['rate'], lat['p50_ms'], lat['p99_ms'], lat['max_ms'], lat['alarms']))
+    for k, v in results.items():
+        if isinstance(v, dict) and 'cpu_s' in v:
+            print('  cpu seconds in %-13s %s' % (k, ', '.join('%s %.2f' % kv for kv in v['cpu_s'].items())))
     if results.get('peak_rss_kb'):
         print('firegridd peak RSS %7.1f MB (max over scenarios: %s)' % (
             max(results['peak_rss_kb'].values()) / 1024.0,

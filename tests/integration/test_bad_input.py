@@ -96,7 +96,7 @@ def body(env):
     def good_incidents():
         inc = d.incidents()
         devs = {h.incident_device(i) for i in inc}
-        ok_z2m = any('0x00158d0008a1b2c3' in x for x in devs)
+        ok_z2m = any(h.z2m_ieee('b3/u201/smoke_kitchen') in x for x in devs)
         ok_gen = any(x.endswith('dev-good') for x in devs)
         return inc if ok_z2m and ok_gen else None
     incidents = h.wait_until(good_incidents, 30, 'the good alarms to become incidents')

@@ -12,10 +12,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-HEIMAN_IEEE = '0x00158d0008a1b2c3'
-TUYA_IEEE = '0xa4c1380012d4e5f6'
 KITCHEN = 'zigbee2mqtt/b3/u201/smoke_kitchen'
 STAIR = 'zigbee2mqtt/b5/stair_3f_smoke'
+HEIMAN_IEEE = h.z2m_ieee('b3/u201/smoke_kitchen')
+TUYA_IEEE = h.z2m_ieee('b5/stair_3f_smoke')
 
 
 def unique_webhooks(records):
