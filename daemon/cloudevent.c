@@ -22,15 +22,18 @@ static int set_str(json_t *obj, const char *key, const char *s)
 	return set(obj, key, s ? json_string(s) : json_null());
 }
 
-static int set_time(json_t *obj, const char *key, int64_t ms)
+json_t *fg_cloudevent_time_json(int64_t ms)
 {
 	char buf[32];
-	if (ms == 0)
-		return set(obj, key, json_null());
-	return set(obj, key, json_string(fg_time_iso(ms, buf, sizeof(buf))));
+	return ms ? json_string(fg_time_iso(ms, buf, sizeof(buf))) : json_null();
 }
 
-static json_t *incident_json(const struct fg_incident *inc)
+static int set_time(json_t *obj, const char *key, int64_t ms)
+{
+	return set(obj, key, fg_cloudevent_time_json(ms));
+}
+
+json_t *fg_cloudevent_incident_json(const struct fg_incident *inc)
 {
 	json_t *o = json_object();
 	if (!o)
@@ -134,7 +137,7 @@ char *fg_cloudevent_build(const char *gateway_id, const char *webhook_id,
 	json_t *data = json_object(), *ce = json_object();
 	int bad = !data || !ce;
 	if (!bad) {
-		bad |= set(data, "incident", incident_json(inc));
+		bad |= set(data, "incident", fg_cloudevent_incident_json(inc));
 		bad |= set(data, "device", device_json(inc));
 		bad |= set(data, "event", trigger ? event_json(trigger) : json_null());
 		bad |= set_str(ce, "specversion", "1.0");

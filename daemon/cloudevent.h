@@ -12,6 +12,7 @@
 #define FG_CLOUDEVENT_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include "event.h"
 #include "incident.h"
 
@@ -19,5 +20,12 @@
 char *fg_cloudevent_build(const char *gateway_id, const char *webhook_id,
                           const char *change, const struct fg_incident *inc,
                           const struct fg_ev *trigger, int64_t time_ms);
+
+/* The body's data.incident object on its own (new reference, NULL on OOM);
+ * firegridctl --json prints incidents in the same shape. */
+json_t *fg_cloudevent_incident_json(const struct fg_incident *inc);
+
+/* RFC 3339 UTC string for epoch ms, or JSON null for 0 (new reference). */
+json_t *fg_cloudevent_time_json(int64_t ms);
 
 #endif

@@ -18,10 +18,14 @@ static const char SQL_SAVEPOINT[] = "SAVEPOINT fg_apply";
 static const char SQL_RELEASE[] = "RELEASE fg_apply";
 static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO fg_apply";
 
+/* Known devices are the common case: try the update first (one seek), and
+ * insert only when it touched nothing.  A clock that steps back never
+ * moves last_seen backwards. */
 static const char SQL_DEVICE_SEEN[] =
-	"INSERT INTO devices(id, source, plugin, first_seen_ms, last_seen_ms)"
-	" VALUES(?1, ?2, ?3, ?4, ?4)"
-	" ON CONFLICT(id) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+	"UPDATE devices SET last_seen_ms = ?2 WHERE id = ?1 AND last_seen_ms < ?2";
+static const char SQL_DEVICE_NEW[] =
+	"INSERT OR IGNORE INTO devices(id, source, plugin, first_seen_ms, last_seen_ms)"
+	" VALUES(?1, ?2, ?3, ?4, ?4)";
 
 static const char SQL_EVENT_INSERT[] =
 	"INSERT INTO events(recv_ms, device_ms, source, plugin, device, kind, severity,"
@@ -187,7 +191,17 @@ struct apply {
 
 static int device_seen(struct apply *a)
 {
-	sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_DEVICE_SEEN);
+	fg_store *st = a->inc->st;
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_DEVICE_SEEN);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, a->ev->device);
+	sqlite3_bind_int64(s, 2, a->now_ms);
+	int r = fg_store_step_done(s);
+	if (r < 0 || sqlite3_changes(fg_store_db(st)) > 0)
+		return r;
+	/* New device, or one already seen at this very millisecond. */
+	s = fg_store_stmt(st, SQL_DEVICE_NEW);
 	if (!s)
 		return -EIO;
 	fg_store_bind_text(s, 1, a->ev->device);

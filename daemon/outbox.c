@@ -15,25 +15,31 @@ static const char SQL_ENQUEUE[] =
 	"INSERT INTO outbox(sink, incident_id, revision, webhook_id, type, priority, body,"
 	" created_ms, next_attempt_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)";
 
-/* Walks outbox_due in delivery order and stops after LIMIT rows; the
- * correlated NOT EXISTS (SQLite evaluates subquery terms last) is a probe
- * of outbox_incident.  Only the rows returned touch the table (body). */
+/* Walks outbox_due in delivery order and stops after LIMIT rows; the index
+ * covers every column used, and the correlated NOT EXISTS (SQLite evaluates
+ * subquery terms last) is a probe of outbox_incident.  The table, with the
+ * bodies, is read only for the rows handed out (SQL_ROW). */
 static const char SQL_DUE[] =
-	"SELECT o.id, o.incident_id, o.revision, o.webhook_id, o.type, o.body, o.priority,"
-	" o.attempts, o.created_ms, o.next_attempt_ms"
-	" FROM outbox AS o INDEXED BY outbox_due"
+	"SELECT o.id FROM outbox AS o INDEXED BY outbox_due"
 	" WHERE o.sink = ?1 AND o.next_attempt_ms <= ?2"
 	" AND NOT EXISTS (SELECT 1 FROM outbox AS p"
 	"  WHERE p.incident_id = o.incident_id AND p.sink = o.sink AND p.id < o.id)"
 	" ORDER BY o.priority DESC, o.id LIMIT ?3";
 
+static const char SQL_ROW[] =
+	"SELECT id, incident_id, revision, webhook_id, type, body, priority, attempts,"
+	" created_ms, next_attempt_ms FROM outbox WHERE id = ?1";
+
 /* Heads only: a row waiting behind an older row of its incident is not
- * going anywhere before that one, whatever its own next_attempt_ms. */
+ * going anywhere before that one, whatever its own next_attempt_ms.  Walks
+ * outbox_next in time order and stops at the first head, so the cost is
+ * the number of blocked rows due before it, not the backlog. */
 static const char SQL_NEXT_DUE[] =
-	"SELECT min(o.next_attempt_ms) FROM outbox AS o INDEXED BY outbox_due"
+	"SELECT o.next_attempt_ms FROM outbox AS o INDEXED BY outbox_next"
 	" WHERE o.sink = ?1"
 	" AND NOT EXISTS (SELECT 1 FROM outbox AS p"
-	"  WHERE p.incident_id = o.incident_id AND p.sink = o.sink AND p.id < o.id)";
+	"  WHERE p.incident_id = o.incident_id AND p.sink = o.sink AND p.id < o.id)"
+	" ORDER BY o.next_attempt_ms LIMIT 1";
 
 static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ?1";
 
@@ -75,6 +81,8 @@ int fg_outbox_enqueue(fg_outbox *ob, const struct fg_incident *inc,
 {
 	const struct fg_conf *conf = ob->conf;
 	size_t admitted = 0;
+	if (!conf || !conf->gateway_id || !inc || !change)
+		return -EINVAL;
 	for (size_t i = 0; i < conf->n_sinks; i++)
 		if (inc->severity >= conf->sinks[i].min_severity)
 			admitted++;
@@ -191,15 +199,28 @@ int fg_outbox_due(fg_outbox *ob, const char *sink, int64_t now_ms,
 	sqlite3_bind_int64(s, 2, now_ms);
 	sqlite3_bind_int64(s, 3, (int64_t)(limit + n_skip));
 	int r = 0;
-	while (n < limit && (r = fg_store_step_row(s)) > 0) {
-		if (in_skip(sqlite3_column_int64(s, 0), skip, n_skip))
-			continue;
-		r = row_read(s, sink, &rows[n]);
-		if (r < 0)
-			break;
-		n++;
+	size_t n_ids = 0;
+	while (n_ids < limit && (r = fg_store_step_row(s)) > 0) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		if (!in_skip(id, skip, n_skip))
+			rows[n_ids++].id = id;
 	}
 	sqlite3_reset(s);
+	for (; r >= 0 && n < n_ids; n++) {
+		s = fg_store_stmt(ob->st, SQL_ROW);
+		if (!s) {
+			r = -EIO;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, rows[n].id);
+		r = fg_store_step_row(s);
+		if (r == 0)
+			r = -EIO;   /* gone within our own transaction: cannot happen */
+		if (r > 0) {
+			r = row_read(s, sink, &rows[n]);
+			sqlite3_reset(s);
+		}
+	}
 	if (r < 0) {
 		fg_outbox_rows_free(rows, n);
 		return r;
@@ -217,8 +238,7 @@ int64_t fg_outbox_next_due_ms(fg_outbox *ob, const char *sink)
 	fg_store_bind_text(s, 1, sink);
 	int64_t v = INT64_MAX;
 	if (fg_store_step_row(s) > 0) {
-		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-			v = sqlite3_column_int64(s, 0);
+		v = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
 	}
 	return v;

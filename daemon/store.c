@@ -99,6 +99,9 @@ static const char *const migrations[] = {
 	"CREATE INDEX outbox_due ON outbox(sink, priority DESC, id, next_attempt_ms, incident_id);"
 	/* Per-incident order ("is there an older pending row?") and firegridctl. */
 	"CREATE INDEX outbox_incident ON outbox(incident_id, sink);"
+	/* When to look again: the earliest row that is next for its incident,
+	 * found without scanning a backlog that is waiting out its backoff. */
+	"CREATE INDEX outbox_next ON outbox(sink, next_attempt_ms, incident_id);"
 
 	"CREATE TABLE dead_letters("
 	" id INTEGER PRIMARY KEY,"

@@ -35,6 +35,7 @@
  *          last_status, last_error, UNIQUE(sink, webhook_id))
  *      INDEX (sink, priority DESC, id, next_attempt_ms, incident_id): due scan
  *      INDEX (incident_id, sink): per-incident order
+ *      INDEX (sink, next_attempt_ms, incident_id): next due time
  *   dead_letters(id INTEGER PK, sink, incident_id, revision, webhook_id,
  *          type, body, status, response, error, attempts, created_ms,
  *          failed_ms)                                  INDEX on incident_id

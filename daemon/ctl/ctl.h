@@ -4,13 +4,29 @@
  * beside a live firegridd); decode runs plugins in-process.
  *
  *   firegridctl [--config FILE] [--db FILE] [--json] COMMAND [ARGS]
- *     status | incidents [--state S] | incident ID | outbox | dead-letters
+ *     status | incidents [--state S] [--limit N] | incident ID |
+ *     outbox [--limit N] | dead-letters [--limit N]
  *     decode --plugin NAME [--plugin-dir DIR] [--now ISO] [--topic T] [--header 'K: V'] FILE...
+ *
+ * --json prints exactly one JSON document on stdout (times RFC 3339 UTC or
+ * null, ids as integers):
+ *   status        {"database", "schema_version", "incidents": {state: n},
+ *                  "outbox": {"pending", "oldest_created_at", "oldest_age_s"},
+ *                  "dead_letters", "events", "counters": {name: value}}
+ *   incidents     [incident...], newest first; an incident is the webhook's
+ *                 data.incident object plus "device", "source", "plugin",
+ *                 "closed_at"
+ *   incident ID   {"incident", "history": [...], "outbox": [...],
+ *                  "dead_letters": [...]}
+ *   outbox        [row...] in delivery order per sink (no bodies)
+ *   dead-letters  [row...], newest first, with the body as stored
+ * Errors go to stderr; exit codes 0 ok, 1 failure, 2 usage.
  */
 #ifndef FG_CTL_H
 #define FG_CTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "conf.h"
 #include "store.h"
@@ -33,6 +49,14 @@ struct ctl_table *ctl_table_new(size_t ncols, const char *const *headers);
 void ctl_table_add(struct ctl_table *t, const char *const *cells);
 void ctl_table_print(struct ctl_table *t, FILE *f);
 void ctl_table_free(struct ctl_table *t);
+
+/* Print a JSON document (stolen reference) on stdout as --json output;
+ * returns 0, or 1 when it could not be built (NULL) or written. */
+struct json_t;
+int ctl_json_print(struct json_t *doc);
+
+/* Epoch ms as "2026-11-23T10:00:00.123Z" (or "-" for 0) in buf. */
+const char *ctl_time(int64_t ms, char *buf, size_t len);
 
 /* Subcommands: argv[0] is the subcommand name; return the process exit code
  * (0 ok, 1 runtime failure, 2 usage error). */

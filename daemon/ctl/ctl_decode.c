@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "ctl.h"
 #include "fg_config.h"
 #include "plugin_host.h"
@@ -233,13 +234,32 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 	return r;
 }
 
-/* Where the daemon looks for modules: the loaded config's plugin_dir, else
- * the install's plugin dir. */
+/*
+ * Where the daemon looks for modules: [daemon] plugin_dir of the config
+ * (loaded into c->conf, which firegridctl frees), else the install's plugin
+ * dir.  A missing or broken config is not decode's business: it falls back
+ * quietly, because built-in plugins need no directory at all.
+ */
 static char *daemon_plugin_dir(struct ctl *c)
 {
+	if (!c->conf && c->config_path && access(c->config_path, R_OK) == 0) {
+		char *errors = NULL;
+		if (fg_conf_load(c->config_path, &c->conf, &errors) < 0)
+			c->conf = NULL;
+		free(errors);
+	}
 	if (c->conf && c->conf->plugin_dir && c->conf->plugin_dir[0])
 		return strdup(c->conf->plugin_dir);
 	return strdup(FG_PLUGIN_DIR);
+}
+
+static int open_plugin(fg_plugin_host **host, const char *dir, bool prefer_modules,
+                       const char *name, const struct fg_plugin **ret, char *why, size_t whylen)
+{
+	if (fg_plugin_host_new(dir, host) < 0)
+		return -ENOMEM;
+	fg_plugin_host_prefer_modules(*host, prefer_modules);
+	return fg_plugin_host_find(*host, name, ret, why, whylen);
 }
 
 static void print_event_cb(void *data, const struct fg_ev *ev)
@@ -317,15 +337,22 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 	int ret = 1;
 	fg_plugin_host *host = NULL;
 	fg_source_inst *si = NULL;
-	char *dir = a.plugin_dir ? strdup(a.plugin_dir) : daemon_plugin_dir(c);
-	if (!dir || fg_plugin_host_new(dir, &host) < 0) {
-		fprintf(stderr, "firegridctl decode: out of memory\n");
-		goto out;
-	}
-	fg_plugin_host_prefer_modules(host, a.plugin_dir != NULL);
+	/* --plugin-dir wins over the built-ins; without it a built-in needs no
+	 * directory, and only an unknown name sends us to the daemon's. */
 	const struct fg_plugin *plugin;
 	char why[512];
-	if (fg_plugin_host_find(host, a.plugin, &plugin, why, sizeof(why)) < 0) {
+	char *dir = a.plugin_dir ? strdup(a.plugin_dir) : NULL;
+	int r = a.plugin_dir && !dir ? -ENOMEM
+		: open_plugin(&host, dir, a.plugin_dir != NULL, a.plugin, &plugin, why, sizeof(why));
+	if (r == -ENOENT && !a.plugin_dir) {
+		fg_plugin_host_free(host);
+		host = NULL;
+		dir = daemon_plugin_dir(c);
+		r = dir ? open_plugin(&host, dir, false, a.plugin, &plugin, why, sizeof(why)) : -ENOMEM;
+	}
+	if (r == -ENOMEM)
+		snprintf(why, sizeof(why), "out of memory");
+	if (r < 0) {
 		fprintf(stderr, "firegridctl decode: %s\n", why);
 		goto out;
 	}

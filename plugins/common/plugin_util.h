@@ -19,8 +19,11 @@
 #define PU_UNUSED __attribute__((unused))
 #define PU_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Payloads larger than this are refused before parsing. */
+/* Device messages larger than this are refused before parsing.  Lists
+ * (Zigbee2MQTT's bridge/devices carries every device's full definition, a
+ * few KiB each) get PU_MAX_LIST_PAYLOAD. */
 #define PU_MAX_PAYLOAD (1024 * 1024)
+#define PU_MAX_LIST_PAYLOAD (16 * 1024 * 1024)
 
 static PU_UNUSED const char *pu_json_type(const json_t *v)
 {
@@ -52,14 +55,14 @@ static PU_UNUSED const char *pu_describe(const json_t *v, char *buf, size_t len)
  * Parse a payload as JSON text of any type (the caller checks the shape;
  * duplicate keys are refused: they make a message ambiguous).  On failure
  * explains why through host->fail and returns -EINVAL (-E2BIG past
- * PU_MAX_PAYLOAD); *ret is a new reference on success.
+ * max_len bytes); *ret is a new reference on success.
  */
 static PU_UNUSED int pu_parse_json(const struct fg_host *host, fg_decode_ctx *ctx,
-                                   const struct fg_msg *msg, json_t **ret)
+                                   const struct fg_msg *msg, size_t max_len, json_t **ret)
 {
-	if (msg->len > PU_MAX_PAYLOAD) {
-		host->fail(ctx, "payload of %zu bytes exceeds the %d-byte limit", msg->len,
-		           PU_MAX_PAYLOAD);
+	if (msg->len > max_len) {
+		host->fail(ctx, "payload of %zu bytes exceeds the %zu-byte limit", msg->len,
+		           max_len);
 		return -E2BIG;
 	}
 	json_error_t err;

@@ -235,7 +235,7 @@ static int gj_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx)
 {
 	struct gj *g = state;
 	json_t *root;
-	int r = pu_parse_json(g->host, ctx, msg, &root);
+	int r = pu_parse_json(g->host, ctx, msg, PU_MAX_PAYLOAD, &root);
 	if (r < 0)
 		return r;
 	char why[512];

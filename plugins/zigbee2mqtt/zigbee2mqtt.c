@@ -127,9 +127,10 @@ static int z2m_init(const struct fg_host *host, const void *config, void **ret_s
 		z2m_fini(z);
 		return -ENOMEM;
 	}
+	/* Room for one model per separator, whichever separators are used. */
 	size_t cap = 1;
 	for (const char *p = z->heat_buf; *p; p++)
-		cap += *p == ',';
+		cap += *p == ',' || *p == ' ' || *p == '\t';
 	z->heat = calloc(cap, sizeof(*z->heat));
 	if (!z->heat) {
 		z2m_fini(z);
@@ -264,7 +265,7 @@ static int parse_availability(struct z2m *z, const struct fg_msg *msg, fg_decode
 		n--;
 	if (n && *p == '{') {
 		json_t *root;
-		int r = pu_parse_json(z->host, ctx, msg, &root);
+		int r = pu_parse_json(z->host, ctx, msg, PU_MAX_PAYLOAD, &root);
 		if (r < 0)
 			return r;
 		json_t *st = json_object_get(root, "state");
@@ -348,7 +349,7 @@ static int decode_bridge_state(struct z2m *z, const struct fg_msg *msg, fg_decod
 static int decode_bridge_event(struct z2m *z, const struct fg_msg *msg, fg_decode_ctx *ctx)
 {
 	json_t *root;
-	int r = pu_parse_json(z->host, ctx, msg, &root);
+	int r = pu_parse_json(z->host, ctx, msg, PU_MAX_PAYLOAD, &root);
 	if (r < 0)
 		return r;
 	const char *type = json_string_value(json_object_get(root, "type"));
@@ -383,7 +384,7 @@ static int decode_devices(struct z2m *z, const struct fg_msg *msg, fg_decode_ctx
 {
 	const struct fg_host *h = z->host;
 	json_t *root;
-	int r = pu_parse_json(h, ctx, msg, &root);
+	int r = pu_parse_json(h, ctx, msg, PU_MAX_LIST_PAYLOAD, &root);
 	if (r < 0)
 		return r;
 	if (!json_is_array(root)) {
@@ -595,7 +596,7 @@ static int decode_device(struct z2m *z, const struct fg_msg *msg, fg_decode_ctx 
 		return -EPROTO;
 	}
 	json_t *root;
-	int r = pu_parse_json(h, ctx, msg, &root);
+	int r = pu_parse_json(h, ctx, msg, PU_MAX_PAYLOAD, &root);
 	if (r < 0)
 		return r;
 	if (!json_is_object(root)) {

@@ -21,6 +21,7 @@ static const char *const topics[] = {
 
 static struct fg_conf_kv opts[] = {
 	{ "battery_low_percent", "15", 1 },
+	{ "heat_models", " HESZB-120 HS1SA,,\tTS0601_smoke_4 ", 2 },
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -30,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.topics = topics,
 		.n_topics = sizeof(topics) / sizeof(topics[0]),
 		.opts = opts,
-		.n_opts = 1,
+		.n_opts = sizeof(opts) / sizeof(opts[0]),
 	};
 	return fuzz_plugin_run(&fp, data, size);
 }

@@ -220,6 +220,13 @@ static void test_large_backlog(void)
 	char want[32];
 	snprintf(want, sizeof(want), "%lld:1", (long long)fire);
 	CHECK(strcmp(due_str("ops", 9999, NULL, 0, 1), want) == 0);
+	CHECK(fg_outbox_next_due_ms(ob, "ops") == 8000);
+	/* The oldest rows back off; the next time is the earliest remaining. */
+	for (int64_t id = 1; id <= 3000; id++)
+		fg_outbox_retry(ob, id, 20000 + id, 503, NULL);
+	int64_t want_next = q("SELECT min(next_attempt_ms) FROM outbox WHERE sink = 'ops'");
+	CHECK(want_next > 20000);
+	CHECK(fg_outbox_next_due_ms(ob, "ops") == want_next);
 
 	sqlite3_stmt *s;
 	CHECK(sqlite3_prepare_v2(fg_store_db(st),

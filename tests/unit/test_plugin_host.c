@@ -317,20 +317,28 @@ static int run(fg_source_inst *si, const char *topic, struct sink *s, unsigned *
 	return fg_source_inst_decode(si, &m, sink_cb, s, reason, rejected);
 }
 
+/* A host with the script plugin registered (once only) and an instance. */
+static fg_source_inst *script_setup(fg_plugin_host **h, struct fg_conf_source *src)
+{
+	char err[256], *errors = NULL;
+	CHECK(fg_plugin_host_new(NULL, h) == 0);
+	CHECK(fg_plugin_host_register(*h, &script_plugin, err, sizeof(err)) == 0);
+	CHECK(fg_plugin_host_register(*h, &script_plugin, err, sizeof(err)) == -EEXIST);
+	fg_source_inst *si = new_inst(*h, "script", src, &errors);
+	CHECK(si != NULL);
+	free(errors);
+	if (!si)
+		fg_plugin_host_free(*h);
+	return si;
+}
+
 static void test_emit_validation(void)
 {
 	fg_plugin_host *h;
-	char err[256], *errors;
-	CHECK(fg_plugin_host_new(NULL, &h) == 0);
-	CHECK(fg_plugin_host_register(h, &script_plugin, err, sizeof(err)) == 0);
-	CHECK(fg_plugin_host_register(h, &script_plugin, err, sizeof(err)) == -EEXIST);
 	struct fg_conf_source src;
-	fg_source_inst *si = new_inst(h, "script", &src, &errors);
-	CHECK(si != NULL);
-	if (!si) {
-		fg_plugin_host_free(h);
+	fg_source_inst *si = script_setup(&h, &src);
+	if (!si)
 		return;
-	}
 	struct sink s;
 	unsigned rejected = 99;
 	const char *reason = NULL;
@@ -368,7 +376,6 @@ static void test_emit_validation(void)
 	CHECK_CONTAINS(reason, "plugin script gave no reason");
 
 	fg_source_inst_free(si);
-	free(errors);
 	fg_plugin_host_free(h);
 }
 
@@ -393,16 +400,10 @@ static void persist_cb(void *data, const char *source, const char *device, const
 static void test_state(void)
 {
 	fg_plugin_host *h;
-	char err[256], *errors;
-	CHECK(fg_plugin_host_new(NULL, &h) == 0);
-	CHECK(fg_plugin_host_register(h, &script_plugin, err, sizeof(err)) == 0);
 	struct fg_conf_source src;
-	fg_source_inst *si = new_inst(h, "script", &src, &errors);
-	CHECK(si != NULL);
-	if (!si) {
-		fg_plugin_host_free(h);
+	fg_source_inst *si = script_setup(&h, &src);
+	if (!si)
 		return;
-	}
 	struct persisted p = { 0 };
 	fg_source_inst_set_persist(si, persist_cb, &p);
 	struct sink s;
@@ -438,7 +439,6 @@ static void test_state(void)
 	CHECK(run(si, "now", &s, &rejected, NULL) == 0 && seen_now > 1741918305120LL);
 
 	fg_source_inst_free(si);
-	free(errors);
 	fg_plugin_host_free(h);
 }
 
