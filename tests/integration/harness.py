@@ -379,17 +379,11 @@ class Daemon:
         return self.ctl('status')
 
     def metric(self, name, label=None, value=None):
-        """A counter from `firegridctl --json status` (0 when absent)."""
-        status = self.status()
-        metrics = status.get('metrics', status) if isinstance(status, dict) else {}
+        """A counter from `firegridctl --json status` (0 when absent).  The
+        daemon snapshots its counters into the store every few seconds."""
+        counters = (self.status() or {}).get('counters', {})
         key = name if label is None else '%s{%s="%s"}' % (name, label, value)
-        if isinstance(metrics, dict):
-            return int(metrics.get(key, 0) or 0)
-        # a list of {"name": ..., "value": ...}
-        for m in metrics:
-            if m.get('name') == key or m.get('key') == key:
-                return int(m.get('value', 0))
-        return 0
+        return int(counters.get(key, 0) or 0)
 
     def outbox(self):
         data = self.ctl('outbox')
