@@ -384,19 +384,29 @@ static bool key_empty(const struct conf_key *k, void *block)
 	return false;
 }
 
+/* "error, warning, info, debug" */
+static char *choice_names(const struct conf_key *k, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (const struct choice *c = k->choices; c->name; c++) {
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, "%s%s", n ? ", " : "", c->name);
+	}
+	return buf;
+}
+
 static int set_choice(const struct conf_key *k, void *block, const char *value, char *err,
                       size_t errlen)
 {
-	char names[96] = "";
+	char names[96];
 	for (const struct choice *c = k->choices; c->name; c++) {
 		if (strcmp(c->name, value) == 0) {
 			*FIELD(block, k->o.offset, int) = c->value;
 			return 0;
 		}
-		size_t n = strlen(names);
-		snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
 	}
-	return reason(err, errlen, "expected one of %s, got '%.48s'", names, value);
+	return reason(err, errlen, "expected one of %s, got '%.48s'",
+	              choice_names(k, names, sizeof(names)), value);
 }
 
 /* Split on blanks and commas; every item is checked before any is kept. */
@@ -1122,14 +1132,10 @@ void fg_conf_free(struct fg_conf *conf)
 
 static void write_key(FILE *f, const struct conf_key *k)
 {
-	char type[96], names[96] = "";
+	char type[112], names[96];
 
 	if (k->choices) {
-		for (const struct choice *c = k->choices; c->name; c++) {
-			size_t n = strlen(names);
-			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
-		}
-		snprintf(type, sizeof(type), "one of %s", names);
+		snprintf(type, sizeof(type), "one of %s", choice_names(k, names, sizeof(names)));
 	} else if (k->flags & K_LIST) {
 		snprintf(type, sizeof(type), "list");
 	} else {
