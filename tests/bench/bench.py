@@ -215,12 +215,25 @@ def bench_latency(env, results, rate, seconds):
         sent = h.find_key(r.get('body'), 'sent_ms')
         if sent is None:
             continue
-        first.setdefault(r['incident_id'], r['received_at_ms'] - float(sent))
-    lat = list(first.values())
+        first.setdefault(r['incident_id'], (r['received_at_ms'] - float(sent), float(sent),
+                                            r['received_at_ms']))
+    lat = [v[0] for v in first.values()]
     h.check(len(lat) >= n, 'only %d of %d webhooks carried sent_ms' % (len(lat), n))
+    # Where the time goes: publish -> firegridd received it (events.recv_ms),
+    # and from there to the receiver.
+    recv = {}
+    con = sqlite3.connect('file:%s?mode=ro' % d.db, uri=True, timeout=5)
+    for iid, recv_ms in con.execute('SELECT incident_id, min(recv_ms) FROM events '
+                                    'GROUP BY incident_id'):
+        recv[iid] = recv_ms
+    con.close()
+    to_daemon = [recv[i] - v[1] for i, v in first.items() if i in recv]
+    to_receiver = [v[2] - recv[i] for i, v in first.items() if i in recv]
     results[key] = {'rate': rate, 'alarms': n, 'p50_ms': round(percentile(lat, 50), 2),
                     'p99_ms': round(percentile(lat, 99), 2), 'max_ms': round(max(lat), 2),
-                    'note': 'receiver clock has 1 ms resolution'}
+                    'to_daemon_p99_ms': round(percentile(to_daemon, 99), 2),
+                    'daemon_to_receiver_p99_ms': round(percentile(to_receiver, 99), 2),
+                    'note': 'receiver and events clocks have 1 ms resolution'}
     finish(results, key, d, broker, rx)
     broker.stop()
     rx.stop()
@@ -245,8 +258,10 @@ def report(results):
               % (w['rate'], w['alarms'], w['connections_peak']))
     for k in sorted(k for k in results if k.startswith('latency_')):
         lat = results[k]
-        print('latency @%5d/s  p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms (%d alarms)'
-              % (lat['rate'], lat['p50_ms'], lat['p99_ms'], lat['max_ms'], lat['alarms']))
+        print('latency @%5d/s  p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms (%d alarms; p99 to '
+              'firegridd %.1f ms, firegridd to receiver %.1f ms)'
+              % (lat['rate'], lat['p50_ms'], lat['p99_ms'], lat['max_ms'], lat['alarms'],
+                 lat['to_daemon_p99_ms'], lat['daemon_to_receiver_p99_ms']))
     for k, v in results.items():
         if isinstance(v, dict) and 'cpu_s' in v:
             print('  cpu seconds in %-13s %s' % (k, ', '.join('%s %.2f' % kv for kv in v['cpu_s'].items())))

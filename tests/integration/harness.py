@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import random
+import select
 import shutil
 import signal
 import socket
@@ -31,7 +32,6 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.error
 import urllib.request
 
 SOURCE_ROOT = os.environ.get('FG_SOURCE_ROOT') or os.path.dirname(
@@ -243,7 +243,6 @@ class Receiver:
 
     def _read_port_line(self):
         # Bounded read of the first stdout line.
-        import select
         out = self.proc.popen.stdout
         deadline = time.monotonic() + 10
         buf = b''

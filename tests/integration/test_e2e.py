@@ -7,6 +7,7 @@ battery_low) and three signed webhooks (smoke opened + cleared, battery_low
 opened).  The test press must not become an incident.
 """
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +91,6 @@ def body(env):
     h.check(not any(i.get('kind') == 'test' for i in incidents), 'a test press became an incident')
 
     # Human output works too.
-    import subprocess
     table = subprocess.run([h.FIREGRIDCTL, '--db', d.db, 'incidents'], capture_output=True,
                            timeout=30)
     h.check(table.returncode == 0 and b'smoke' in table.stdout,
