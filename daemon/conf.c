@@ -98,11 +98,11 @@ static const struct choice qos_levels[] = {
 _Static_assert(sizeof(enum fg_durability) == sizeof(int), "durability stored as int");
 _Static_assert(sizeof(fg_severity) == sizeof(int), "severity stored as int");
 
-#define MS(x) ((double)(x))
-#define SEC 1000.0
-#define MIN (60 * SEC)
-#define HOUR (60 * MIN)
-#define DAY (24 * HOUR)
+/* Duration bounds are in milliseconds. */
+#define T_SEC 1000.0
+#define T_MIN (60 * T_SEC)
+#define T_HOUR (60 * T_MIN)
+#define T_DAY (24 * T_HOUR)
 
 #define C(f) offsetof(struct fg_conf, f)
 static const struct conf_key daemon_keys[] = {
@@ -118,9 +118,9 @@ static const struct conf_key daemon_keys[] = {
 	{ .o = { "log_level", FG_OPT_STRING, "info", C(log_level),
 	    "Least important log messages written", 0, 0 }, .choices = log_levels },
 	{ .o = { "watchdog", FG_OPT_DURATION, "0", C(watchdog_ms),
-	    "systemd watchdog interval; 0 = take it from WATCHDOG_USEC", 0, 10 * MIN } },
+	    "systemd watchdog interval; 0 = take it from WATCHDOG_USEC", 0, 10 * T_MIN } },
 	{ .o = { "shutdown_timeout", FG_OPT_DURATION, "5s", C(shutdown_timeout_ms),
-	    "On SIGTERM, longest wait for webhooks in flight", 0, 5 * MIN } },
+	    "On SIGTERM, longest wait for webhooks in flight", 0, 5 * T_MIN } },
 };
 
 static const struct conf_key store_keys[] = {
@@ -130,7 +130,7 @@ static const struct conf_key store_keys[] = {
 	    "normal: survives a crash of firegridd; full: also a power cut (fsync every commit)",
 	    0, 0 }, .choices = durabilities },
 	{ .o = { "event_retention", FG_OPT_DURATION, "30d", C(event_retention_ms),
-	    "Raw events older than this are pruned (incidents are kept)", MS(MIN), 3650 * DAY } },
+	    "Raw events older than this are pruned (incidents are kept)", T_MIN, 3650 * T_DAY } },
 	{ .o = { "max_events", FG_OPT_INT, "1000000", C(max_events),
 	    "Most raw events kept; the oldest are pruned first", 1000, 1e9 } },
 };
@@ -159,9 +159,9 @@ static const struct conf_key mqtt_keys[] = {
 	{ .o = { "keepalive", FG_OPT_INT, "30", C(mqtt_keepalive_s),
 	    "Seconds between keepalive pings when idle", 5, 3600 } },
 	{ .o = { "reconnect_min", FG_OPT_DURATION, "500ms", C(mqtt_reconnect_min_ms),
-	    "First reconnect delay ceiling (full jitter, doubling)", 10, HOUR } },
+	    "First reconnect delay ceiling (full jitter, doubling)", 10, T_HOUR } },
 	{ .o = { "reconnect_max", FG_OPT_DURATION, "30s", C(mqtt_reconnect_max_ms),
-	    "Cap of the reconnect delay", 100, DAY } },
+	    "Cap of the reconnect delay", 100, T_DAY } },
 	{ .o = { "max_payload", FG_OPT_INT, "262144", C(mqtt_max_payload),
 	    "Bytes; larger messages are counted and dropped", 1024, 268435455 } },
 };
@@ -192,18 +192,18 @@ static const struct conf_key sink_keys[] = {
 	    0, 0 }, .flags = K_REQUIRED | K_SECRET, .check = check_webhook_secret,
 	  .example = "/etc/firegrid/ops-center.secret" },
 	{ .o = { "timeout", FG_OPT_DURATION, "10s", K(timeout_ms), "Whole request, connect included",
-	    100, 10 * MIN } },
+	    100, 10 * T_MIN } },
 	{ .o = { "connect_timeout", FG_OPT_DURATION, "5s", K(connect_timeout_ms),
-	    "TCP and TLS connection set-up", 100, 5 * MIN } },
+	    "TCP and TLS connection set-up", 100, 5 * T_MIN } },
 	{ .o = { "max_connections", FG_OPT_INT, "4", K(max_connections),
 	    "Parallel connections to this receiver", 1, 16 } },
 	{ .o = { "retry_min", FG_OPT_DURATION, "1s", K(retry_min_ms),
-	    "First retry delay ceiling (full jitter, doubling; Retry-After is honoured)", 10, HOUR } },
+	    "First retry delay ceiling (full jitter, doubling; Retry-After is honoured)", 10, T_HOUR } },
 	{ .o = { "retry_max", FG_OPT_DURATION, "5m", K(retry_max_ms), "Cap of the retry delay",
-	    SEC, DAY } },
+	    T_SEC, T_DAY } },
 	{ .o = { "give_up", FG_OPT_DURATION, "7d", K(give_up_ms),
 	    "Non-critical revisions still undelivered after this are dead-lettered; critical never",
-	    MIN, 3650 * DAY } },
+	    T_MIN, 3650 * T_DAY } },
 	{ .o = { "min_severity", FG_OPT_STRING, "info", K(min_severity),
 	    "Least severe incidents sent to this receiver", 0, 0 }, .choices = severities },
 	{ .o = { "ca_file", FG_OPT_STRING, NULL, K(ca_file),
@@ -476,19 +476,29 @@ static bool key_empty(const struct conf_key *k, void *block)
 	return false;
 }
 
+/* "error, warning, info, debug" */
+static char *choice_names(const struct conf_key *k, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (const struct choice *c = k->choices; c->name; c++) {
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, "%s%s", n ? ", " : "", c->name);
+	}
+	return buf;
+}
+
 static int set_choice(const struct conf_key *k, void *block, const char *value, char *err,
                       size_t errlen)
 {
-	char names[96] = "";
+	char names[96];
 	for (const struct choice *c = k->choices; c->name; c++) {
 		if (strcmp(c->name, value) == 0) {
 			*FIELD(block, k->o.offset, int) = c->value;
 			return 0;
 		}
-		size_t n = strlen(names);
-		snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
 	}
-	return reason(err, errlen, "expected one of %s, got '%.48s'", names, value);
+	return reason(err, errlen, "expected one of %s, got '%.48s'",
+	              choice_names(k, names, sizeof(names)), value);
 }
 
 /* Split on blanks and commas; every item is checked before any is kept. */
@@ -1228,14 +1238,10 @@ void fg_conf_free(struct fg_conf *conf)
 
 static void write_key(FILE *f, const struct conf_key *k)
 {
-	char type[96], names[96] = "";
+	char type[112], names[96];
 
 	if (k->choices) {
-		for (const struct choice *c = k->choices; c->name; c++) {
-			size_t n = strlen(names);
-			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
-		}
-		snprintf(type, sizeof(type), "one of %s", names);
+		snprintf(type, sizeof(type), "one of %s", choice_names(k, names, sizeof(names)));
 	} else if (k->flags & K_LIST) {
 		snprintf(type, sizeof(type), "list");
 	} else {

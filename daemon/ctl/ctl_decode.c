@@ -101,7 +101,8 @@ static int parse_header(struct decode_args *a, const char *text, struct fg_heade
 	return 0;
 }
 
-/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value. */
+/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value.
+ * 1 matched, 0 not this flag, -1 matched without a value. */
 static int take(int argc, char **argv, int *i, const char *name, const char **ret)
 {
 	size_t n = strlen(name);
@@ -122,6 +123,74 @@ static int take(int argc, char **argv, int *i, const char *name, const char **re
 	return 1;
 }
 
+static int add_option(struct decode_args *a, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	if (!eq || eq == v) {
+		fprintf(stderr, "firegridctl decode: --option wants KEY=VALUE, got '%s'\n", v);
+		return -EINVAL;
+	}
+	struct fg_conf_kv *o = realloc(a->opts, (a->n_opts + 1) * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	a->opts = o;
+	o = &a->opts[a->n_opts];
+	o->key = pool_add(a, strndup(v, (size_t)(eq - v)));
+	o->value = pool_add(a, strdup(eq + 1));
+	o->line = (int)++a->n_opts;   /* "command line:N:" counts --options */
+	return o->key && o->value ? 0 : -ENOMEM;
+}
+
+/* The headers in force: a header named again replaces its earlier value. */
+static int add_header(struct decode_args *a, const char *v, struct fg_header **hdrs,
+                      size_t *n_hdrs)
+{
+	struct fg_header h;
+	int r = parse_header(a, v, &h);
+	if (r < 0) {
+		if (r == -EINVAL)
+			fprintf(stderr, "firegridctl decode: --header wants 'Name: value', got '%s'\n", v);
+		return r;
+	}
+	size_t k = 0;
+	while (k < *n_hdrs && strcmp((*hdrs)[k].name, h.name) != 0)
+		k++;
+	if (k == *n_hdrs) {
+		struct fg_header *x = realloc(*hdrs, (*n_hdrs + 1) * sizeof(*x));
+		if (!x)
+			return -ENOMEM;
+		*hdrs = x;
+		(*n_hdrs)++;
+	}
+	(*hdrs)[k] = h;
+	return 0;
+}
+
+/* A file, with a snapshot of the topic and headers named before it. */
+static int add_job(struct decode_args *a, const char *path, const char *topic,
+                   const struct fg_header *hdrs, size_t n_hdrs)
+{
+	struct job *j = realloc(a->jobs, (a->n_jobs + 1) * sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	a->jobs = j;
+	j = &a->jobs[a->n_jobs++];
+	*j = (struct job){ .path = path, .topic = topic, .n_headers = n_hdrs };
+	if (n_hdrs) {
+		if (!(j->headers = malloc(n_hdrs * sizeof(*hdrs))))
+			return -ENOMEM;
+		memcpy(j->headers, hdrs, n_hdrs * sizeof(*hdrs));
+	}
+	return 0;
+}
+
+enum decode_flag { F_PLUGIN, F_PLUGIN_DIR, F_SOURCE, F_NOW, F_TOPIC, F_OPTION, F_HEADER, F__N };
+
+static const char *const decode_flags[F__N] = {
+	[F_PLUGIN] = "--plugin", [F_PLUGIN_DIR] = "--plugin-dir", [F_SOURCE] = "--source",
+	[F_NOW] = "--now", [F_TOPIC] = "--topic", [F_OPTION] = "--option", [F_HEADER] = "--header",
+};
+
 static int parse_args(int argc, char **argv, struct decode_args *a)
 {
 	const char *topic = "";
@@ -131,93 +200,33 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 	bool files_only = false;
 
 	for (int i = 1; i < argc && r == 0; i++) {
-		const char *v = NULL;
-		int t;
-		if (!files_only && strcmp(argv[i], "--") == 0) {
+		if (files_only || argv[i][0] != '-' || argv[i][1] == '\0') {
+			r = add_job(a, argv[i], topic, hdrs, n_hdrs);
+			continue;
+		}
+		if (strcmp(argv[i], "--") == 0) {
 			files_only = true;
-		} else if (!files_only && (t = take(argc, argv, &i, "--plugin", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			a->plugin = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--plugin-dir", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			a->plugin_dir = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--source", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			a->source = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--now", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			a->now = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--topic", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			topic = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--option", &v)) != 0) {
-			if (t < 0) {
-				r = -EINVAL;
-				break;
-			}
-			const char *eq = strchr(v, '=');
-			if (!eq || eq == v) {
-				fprintf(stderr, "firegridctl decode: --option wants KEY=VALUE, got '%s'\n", v);
-				r = -EINVAL;
-				break;
-			}
-			struct fg_conf_kv *o = realloc(a->opts, (a->n_opts + 1) * sizeof(*o));
-			if (!o) {
-				r = -ENOMEM;
-				break;
-			}
-			a->opts = o;
-			o = &a->opts[a->n_opts];
-			o->key = pool_add(a, strndup(v, (size_t)(eq - v)));
-			o->value = pool_add(a, strdup(eq + 1));
-			o->line = (int)++a->n_opts;
-			if (!o->key || !o->value)
-				r = -ENOMEM;
-		} else if (!files_only && (t = take(argc, argv, &i, "--header", &v)) != 0) {
-			if (t < 0) {
-				r = -EINVAL;
-				break;
-			}
-			struct fg_header h;
-			if (parse_header(a, v, &h) < 0) {
-				fprintf(stderr, "firegridctl decode: --header wants 'Name: value', got '%s'\n", v);
-				r = -EINVAL;
-				break;
-			}
-			/* A header named again replaces its earlier value. */
-			size_t k = 0;
-			while (k < n_hdrs && strcmp(hdrs[k].name, h.name) != 0)
-				k++;
-			if (k == n_hdrs) {
-				struct fg_header *x = realloc(hdrs, (n_hdrs + 1) * sizeof(*x));
-				if (!x) {
-					r = -ENOMEM;
-					break;
-				}
-				hdrs = x;
-				n_hdrs++;
-			}
-			hdrs[k] = h;
-		} else if (!files_only && argv[i][0] == '-' && argv[i][1] != '\0') {
+			continue;
+		}
+		const char *v = NULL;
+		int f = 0, t = 0;
+		while (f < F__N && (t = take(argc, argv, &i, decode_flags[f], &v)) == 0)
+			f++;
+		if (f == F__N) {
 			fprintf(stderr, "firegridctl decode: unknown option '%s'\n", argv[i]);
 			r = -EINVAL;
+		} else if (t < 0) {
+			r = -EINVAL;
+		} else if (f == F_OPTION) {
+			r = add_option(a, v);
+		} else if (f == F_HEADER) {
+			r = add_header(a, v, &hdrs, &n_hdrs);
+		} else if (f == F_TOPIC) {
+			topic = v;
 		} else {
-			struct job *j = realloc(a->jobs, (a->n_jobs + 1) * sizeof(*j));
-			if (!j) {
-				r = -ENOMEM;
-				break;
-			}
-			a->jobs = j;
-			j = &a->jobs[a->n_jobs++];
-			*j = (struct job){ .path = argv[i], .topic = topic, .n_headers = n_hdrs };
-			if (n_hdrs) {
-				j->headers = malloc(n_hdrs * sizeof(*hdrs));
-				if (!j->headers) {
-					r = -ENOMEM;
-					break;
-				}
-				memcpy(j->headers, hdrs, n_hdrs * sizeof(*hdrs));
-			}
+			const char **dst[] = { [F_PLUGIN] = &a->plugin, [F_PLUGIN_DIR] = &a->plugin_dir,
+			                       [F_SOURCE] = &a->source, [F_NOW] = &a->now };
+			*dst[f] = v;
 		}
 	}
 	free(hdrs);

@@ -41,7 +41,7 @@ MOSQUITTO = os.environ.get('FG_MOSQUITTO', '/usr/sbin/mosquitto')
 GATEWAY_SNIPPET = os.path.join(SOURCE_ROOT, 'etc', 'mosquitto', 'firegrid-gateway.conf')
 CORPUS = os.environ.get('FG_CORPUS') or os.path.join(
     os.path.dirname(SOURCE_ROOT), 'shared', 'corpus')
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+Z2M_DATA = os.path.join(SOURCE_ROOT, 'tests', 'data', 'zigbee2mqtt')
 
 FIREGRIDD = os.path.join(BUILD_ROOT, 'daemon', 'firegridd')
 FIREGRIDCTL = os.path.join(BUILD_ROOT, 'daemon', 'ctl', 'firegridctl')
@@ -379,17 +379,11 @@ class Daemon:
         return self.ctl('status')
 
     def metric(self, name, label=None, value=None):
-        """A counter from `firegridctl --json status` (0 when absent)."""
-        status = self.status()
-        metrics = status.get('metrics', status) if isinstance(status, dict) else {}
+        """A counter from `firegridctl --json status` (0 when absent).  The
+        daemon snapshots its counters into the store every few seconds."""
+        counters = (self.status() or {}).get('counters', {})
         key = name if label is None else '%s{%s="%s"}' % (name, label, value)
-        if isinstance(metrics, dict):
-            return int(metrics.get(key, 0) or 0)
-        # a list of {"name": ..., "value": ...}
-        for m in metrics:
-            if m.get('name') == key or m.get('key') == key:
-                return int(m.get('value', 0))
-        return 0
+        return int(counters.get(key, 0) or 0)
 
     def outbox(self):
         data = self.ctl('outbox')
@@ -494,20 +488,28 @@ class Env:
 
     def dump_logs(self):
         for p in self.procs:
-            text = p.output()
-            if text.strip():
-                print('----- %s (%s) -----' % (p.name, p.log_path))
-                print(tail(text, 80))
+            rc = p.popen.poll()
+            state = 'running' if rc is None else 'exit %d' % rc
+            print('----- %s, pid %d, %s (%s) -----' % (p.name, p.pid, state, p.log_path))
+            print(tail(p.output(), 80))
 
 
 def z2m_file(name):
-    """A Zigbee2MQTT corpus sample (../shared/corpus), or our own copy."""
-    for d in (os.path.join(CORPUS, 'zigbee2mqtt'),
-              os.path.join(SOURCE_ROOT, 'tests', 'data', 'zigbee2mqtt'), DATA):
+    """A Zigbee2MQTT sample: the shared corpus first, then tests/data/zigbee2mqtt."""
+    for d in (os.path.join(CORPUS, 'zigbee2mqtt'), Z2M_DATA):
         p = os.path.join(d, name)
         if os.path.exists(p):
             return p
     raise TestFailure('missing test data file %s' % name)
+
+
+def z2m_ieee(friendly_name):
+    """The ieee_address tests/data/zigbee2mqtt/bridge_devices.json gives a name."""
+    with open(z2m_file('bridge_devices.json')) as f:
+        for dev in json.load(f):
+            if dev.get('friendly_name') == friendly_name:
+                return dev['ieee_address']
+    raise TestFailure('%s is not in bridge_devices.json' % friendly_name)
 
 
 def generic_sources(prefix='firegrid/'):
