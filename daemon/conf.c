@@ -225,10 +225,10 @@ static const struct conf_key api_keys[] = {
 	{ .o = { "connection_limit", FG_OPT_INT, "64", C(api_connection_limit),
 	    "Most connections open at once per listen address", 1, 4096 } },
 	{ .o = { "idle_timeout", FG_OPT_DURATION, "30s", C(api_idle_timeout_ms),
-	    "Connections idle this long are closed", SEC, HOUR } },
+	    "Connections idle this long are closed", T_SEC, T_HOUR } },
 	{ .o = { "signature_tolerance", FG_OPT_DURATION, "5m", C(api_signature_tolerance_ms),
 	    "Signed requests: largest difference between webhook-timestamp and our clock",
-	    SEC, HOUR } },
+	    T_SEC, T_HOUR } },
 	{ .o = { "metrics_public", FG_OPT_BOOL, "true", C(api_metrics_public),
 	    "GET /metrics needs no credentials (else a client allowed 'metrics')", 0, 0 } },
 };
