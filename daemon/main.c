@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <uv.h>
+#include "api.h"
 #include "conf.h"
 #include "fg_config.h"
 #include "http.h"
@@ -55,6 +56,7 @@ struct daemon {
 	fg_webhook *wh;
 	fg_mqtt *mqtt;
 	fg_http *http;               /* NULL when [api] enabled = false */
+	fg_api *api;
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
@@ -154,6 +156,12 @@ static int start_mqtt(struct daemon *d)
 	return fg_mqtt_start(d->mqtt);
 }
 
+static bool broker_up(void *data)
+{
+	struct daemon *d = data;
+	return fg_mqtt_connected(d->mqtt);
+}
+
 /* The HTTP server; modules register their routes on d->http before it
  * starts listening. */
 static int start_api(struct daemon *d)
@@ -161,6 +169,8 @@ static int start_api(struct daemon *d)
 	if (!d->conf->api_enabled)
 		return 0;
 	int r = fg_http_new(&d->loop, d->conf, &d->http);
+	if (r == 0)
+		r = fg_api_new(d->http, d->conf, d->st, d->inc, d->ob, broker_up, d, &d->api);
 	if (r == 0)
 		r = fg_http_start(d->http);
 	if (r < 0)
@@ -265,6 +275,8 @@ static void reload_cb(uv_signal_t *h, int signum)
 	d->old_conf = d->conf;
 	d->conf = nc;
 	fg_outbox_set_conf(d->ob, nc);
+	if (d->api)
+		fg_api_set_conf(d->api, nc);
 	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
 	if (r < 0)
 		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
@@ -443,6 +455,7 @@ out:
 	fg_outbox_free(d.ob);
 	fg_store_close(d.st);
 	fg_webhook_free(d.wh);      /* after the store: it holds a commit hook */
+	fg_api_free(d.api);
 	fg_http_free(d.http);
 	fg_plugin_host_free(d.host);
 	fg_conf_free(d.conf);
