@@ -450,6 +450,22 @@ class Env:
         argv = [FG_PUB, '--port', str(broker_port)] + [str(a) for a in args]
         return Proc(self, name, argv, stdout=subprocess.PIPE)
 
+    def fg_pub_result(self, proc, timeout=120):
+        """Wait for an fg_pub_async()/fg_sub() run to end; its JSON summary."""
+        wait_until(lambda: not proc.alive(), timeout, '%s to finish' % proc.name)
+        out = proc.popen.stdout.read().decode(errors='replace').strip().splitlines()
+        check(proc.popen.returncode == 0 and out, '%s failed (exit %s):\n%s'
+              % (proc.name, proc.popen.returncode, proc.output()))
+        return json.loads(out[-1])
+
+    def fg_sub(self, broker_port, topic_filter, expect, timeout=60):
+        """A bare QoS 1 subscriber (fg-pub --subscribe), returned once subscribed."""
+        proc = self.fg_pub_async(broker_port, '--subscribe', topic_filter, '--expect', expect,
+                                 '--qos', 1, '--timeout', timeout, name='subscriber')
+        line = proc.popen.stdout.readline().decode(errors='replace').strip()
+        check(line == 'SUBSCRIBED', 'subscriber: %r\n%s' % (line, proc.output()))
+        return proc
+
     def ctl(self, db, *args, check_rc=True):
         argv = [FIREGRIDCTL, '--db', db, '--json'] + list(args)
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
