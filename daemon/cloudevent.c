@@ -63,7 +63,7 @@ json_t *fg_cloudevent_incident_json(const struct fg_incident *inc)
 	return o;
 }
 
-static json_t *device_json(const struct fg_incident *inc)
+json_t *fg_cloudevent_device_json(const struct fg_incident *inc)
 {
 	json_t *o = json_object();
 	if (!o)
@@ -138,7 +138,7 @@ char *fg_cloudevent_build(const char *gateway_id, const char *webhook_id,
 	int bad = !data || !ce;
 	if (!bad) {
 		bad |= set(data, "incident", fg_cloudevent_incident_json(inc));
-		bad |= set(data, "device", device_json(inc));
+		bad |= set(data, "device", fg_cloudevent_device_json(inc));
 		bad |= set(data, "event", trigger ? event_json(trigger) : json_null());
 		bad |= set_str(ce, "specversion", "1.0");
 		bad |= set_str(ce, "id", webhook_id);

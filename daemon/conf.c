@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 
 #include "fg_config.h"
+#include "http.h"
 #include "options.h"
 #include "sign.h"
 #include "util.h"
@@ -74,6 +75,9 @@ static int check_name(const char *v, char *err, size_t errlen);
 static int check_topic(const char *v, char *err, size_t errlen);
 static int check_url(const char *v, char *err, size_t errlen);
 static int check_webhook_secret(const char *v, char *err, size_t errlen);
+static int check_listen(const char *v, char *err, size_t errlen);
+static int check_token(const char *v, char *err, size_t errlen);
+static int check_scope(const char *v, char *err, size_t errlen);
 
 static const struct choice log_levels[] = {
 	{ "error", FG_LOG_ERR }, { "warning", FG_LOG_WARN }, { "info", FG_LOG_INFO },
@@ -209,13 +213,55 @@ static const struct conf_key sink_keys[] = {
 };
 #undef K
 
+#define C(f) offsetof(struct fg_conf, f)
+static const struct conf_key api_keys[] = {
+	{ .o = { "enabled", FG_OPT_BOOL, "true", C(api_enabled),
+	    "Serve the HTTP API (ops-center callbacks, /healthz, /metrics)", 0, 0 } },
+	{ .o = { "listen", FG_OPT_STRING, "127.0.0.1:8089", C(api_listen),
+	    "Addresses to listen on, ADDR:PORT or [IPV6]:PORT (IP literals); anything beyond "
+	    "loopback only when listed here", 0, 0 }, .flags = K_LIST, .check = check_listen },
+	{ .o = { "max_body", FG_OPT_INT, "65536", C(api_max_body),
+	    "Largest request body in bytes; larger ones are answered 413", 1024, 64 << 20 } },
+	{ .o = { "connection_limit", FG_OPT_INT, "64", C(api_connection_limit),
+	    "Most connections open at once per listen address", 1, 4096 } },
+	{ .o = { "idle_timeout", FG_OPT_DURATION, "30s", C(api_idle_timeout_ms),
+	    "Connections idle this long are closed", T_SEC, T_HOUR } },
+	{ .o = { "signature_tolerance", FG_OPT_DURATION, "5m", C(api_signature_tolerance_ms),
+	    "Signed requests: largest difference between webhook-timestamp and our clock",
+	    T_SEC, T_HOUR } },
+	{ .o = { "metrics_public", FG_OPT_BOOL, "true", C(api_metrics_public),
+	    "GET /metrics needs no credentials (else a client allowed 'metrics')", 0, 0 } },
+};
+#undef C
+_Static_assert(offsetof(struct fg_conf, n_api_listen) ==
+               offsetof(struct fg_conf, api_listen) + sizeof(char **),
+               "K_LIST keeps its count right after the array");
+
+#define K(f) offsetof(struct fg_conf_client, f)
+static const struct conf_key client_keys[] = {
+	{ .o = { "token", FG_OPT_STRING, NULL, K(token),
+	    "Bearer token this client sends (Authorization: Bearer ...), 16 or more characters",
+	    0, 0 }, .flags = K_SECRET, .check = check_token },
+	{ .o = { "secret", FG_OPT_STRING, NULL, K(secret),
+	    "Standard Webhooks secret this client signs its requests with (whsec_...)", 0, 0 },
+	  .flags = K_SECRET, .check = check_webhook_secret },
+	{ .o = { "allow", FG_OPT_STRING, "read actions", K(allow),
+	    "What the client may do: read, actions, ingest, metrics", 0, 0 },
+	  .flags = K_LIST, .check = check_scope },
+};
+#undef K
+_Static_assert(offsetof(struct fg_conf_client, n_allow) ==
+               offsetof(struct fg_conf_client, allow) + sizeof(char **),
+               "K_LIST keeps its count right after the array");
+
 /* Sources and sinks both begin with these two fields. */
 struct named_head {
 	char *name;
 	int line;
 };
 _Static_assert(offsetof(struct fg_conf_source, line) == offsetof(struct named_head, line) &&
-               offsetof(struct fg_conf_sink, line) == offsetof(struct named_head, line),
+               offsetof(struct fg_conf_sink, line) == offsetof(struct named_head, line) &&
+               offsetof(struct fg_conf_client, line) == offsetof(struct named_head, line),
                "named sections start with name and line");
 
 struct loader;
@@ -232,10 +278,13 @@ struct conf_section {
 	void (*finish)(struct loader *l, struct cursec *sec);   /* checks across keys */
 	const char *doc;             /* comment above the section in the defaults */
 	const char *example_name;
+	bool example_commented;      /* the defaults show it commented out (optional,
+	                                and not valid without the user's values) */
 };
 
 static void finish_mqtt(struct loader *l, struct cursec *sec);
 static void finish_sink(struct loader *l, struct cursec *sec);
+static void finish_client(struct loader *l, struct cursec *sec);
 
 #define TABLE(t) t, sizeof(t) / sizeof((t)[0])
 #define FITS(t) _Static_assert(sizeof(t) / sizeof((t)[0]) <= MAX_KEYS, #t " has too many keys")
@@ -244,25 +293,35 @@ FITS(store_keys);
 FITS(mqtt_keys);
 FITS(source_keys);
 FITS(sink_keys);
+FITS(api_keys);
+FITS(client_keys);
 #define NAMED(type, arr, cnt) true, offsetof(struct fg_conf, arr), \
 	offsetof(struct fg_conf, cnt), sizeof(type)
 static const struct conf_section sections[] = {
 	{ "daemon", TABLE(daemon_keys), false, 0, 0, 0, false, NULL,
-	  "# The gateway itself.\n", NULL },
+	  "# The gateway itself.\n", NULL, false },
 	{ "store", TABLE(store_keys), false, 0, 0, 0, false, NULL,
-	  "# The SQLite store: events, incidents, outbox, dead letters.\n", NULL },
+	  "# The SQLite store: events, incidents, outbox, dead letters.\n", NULL, false },
 	{ "mqtt", TABLE(mqtt_keys), false, 0, 0, 0, false, finish_mqtt,
-	  "# The local MQTT broker the devices publish to.\n", NULL },
+	  "# The local MQTT broker the devices publish to.\n", NULL, false },
 	{ "source", TABLE(source_keys), NAMED(struct fg_conf_source, sources, n_sources), true,
 	  NULL,
 	  "# [source NAME]: which plugin decodes which MQTT topics; any number of sources.\n"
 	  "# Other keys in the section are options of the plugin (see `firegridctl plugins`).\n",
-	  "zigbee2mqtt" },
+	  "zigbee2mqtt", false },
 	{ "sink", TABLE(sink_keys), NAMED(struct fg_conf_sink, sinks, n_sinks), false,
 	  finish_sink,
 	  "# [sink NAME]: a webhook receiver (CloudEvents, Standard Webhooks signatures);\n"
 	  "# one or more.\n",
-	  "ops-center" },
+	  "ops-center", false },
+	{ "api", TABLE(api_keys), false, 0, 0, 0, false, NULL,
+	  "# The HTTP API: ops-center callbacks and reads (/v1/...), /healthz, /metrics.\n"
+	  "# See docs/api.md.\n", NULL, false },
+	{ "client", TABLE(client_keys), NAMED(struct fg_conf_client, clients, n_clients), false,
+	  finish_client,
+	  "# [client NAME]: who may call the API; any number.  Each needs a token (bearer)\n"
+	  "# or a secret (Standard Webhooks signature over the request), or both.\n",
+	  "ops-center", true },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -340,6 +399,39 @@ static int check_webhook_secret(const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+static int check_listen(const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	if (fg_http_addr_parse(v, &ss) < 0)
+		return reason(err, errlen, "'%.64s' is not ADDR:PORT or [IPV6]:PORT with an IP "
+		              "literal and a port in 1..65535", v);
+	if (fg_http_addr_port(&ss) == 0)
+		return reason(err, errlen, "'%.64s': port 0 is not a fixed port", v);
+	return 0;
+}
+
+/* Never quotes the value: it is a secret. */
+static int check_token(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	if (n < 16 || n > 256)
+		return reason(err, errlen, "a token has 16..256 characters, this one %zu", n);
+	for (const char *p = v; *p; p++)
+		if (*p <= ' ' || *p > '~')
+			return reason(err, errlen, "a token is printable ASCII without spaces");
+	return 0;
+}
+
+static int check_scope(const char *v, char *err, size_t errlen)
+{
+	static const char *const scopes[] = { FG_HTTP_SCOPE_READ, FG_HTTP_SCOPE_ACTIONS,
+	                                      FG_HTTP_SCOPE_INGEST, FG_HTTP_SCOPE_METRICS };
+	for (size_t i = 0; i < FG_ARRAY_SIZE(scopes); i++)
+		if (strcmp(v, scopes[i]) == 0)
+			return 0;
+	return reason(err, errlen, "expected read, actions, ingest or metrics, got '%.48s'", v);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Typed access to one key's field                                           */
 /* ------------------------------------------------------------------------ */
@@ -384,19 +476,29 @@ static bool key_empty(const struct conf_key *k, void *block)
 	return false;
 }
 
+/* "error, warning, info, debug" */
+static char *choice_names(const struct conf_key *k, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (const struct choice *c = k->choices; c->name; c++) {
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, "%s%s", n ? ", " : "", c->name);
+	}
+	return buf;
+}
+
 static int set_choice(const struct conf_key *k, void *block, const char *value, char *err,
                       size_t errlen)
 {
-	char names[96] = "";
+	char names[96];
 	for (const struct choice *c = k->choices; c->name; c++) {
 		if (strcmp(c->name, value) == 0) {
 			*FIELD(block, k->o.offset, int) = c->value;
 			return 0;
 		}
-		size_t n = strlen(names);
-		snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
 	}
-	return reason(err, errlen, "expected one of %s, got '%.48s'", names, value);
+	return reason(err, errlen, "expected one of %s, got '%.48s'",
+	              choice_names(k, names, sizeof(names)), value);
 }
 
 /* Split on blanks and commas; every item is checked before any is kept. */
@@ -684,8 +786,13 @@ static void open_section(struct loader *l, const char *text, size_t len)
 		if (strcmp(sections[i].name, kind) == 0)
 			def = &sections[i];
 	if (!def) {
-		sec_error(l, l->line, NULL, "unknown section (expected daemon, store, mqtt, "
-		          "source NAME or sink NAME)");
+		char names[160] = "";
+		for (size_t i = 0; i < N_SECTIONS; i++) {
+			size_t n = strlen(names);
+			snprintf(names + n, sizeof(names) - n, "%s%s%s", n ? ", " : "",
+			         sections[i].name, sections[i].named ? " NAME" : "");
+		}
+		sec_error(l, l->line, NULL, "unknown section (expected %s)", names);
 		return;
 	}
 	if (def->named) {
@@ -975,6 +1082,15 @@ static void finish_mqtt(struct loader *l, struct cursec *sec)
 		          "cert_file and key_file go together");
 }
 
+static void finish_client(struct loader *l, struct cursec *sec)
+{
+	const struct fg_conf_client *c = sec->block;
+
+	if (!c->token && !c->secret)
+		sec_error(l, section_line(l, sec), NULL, "needs a token (or token_file) or a secret "
+		          "(or secret_file)");
+}
+
 static void finish_sink(struct loader *l, struct cursec *sec)
 {
 	const struct fg_conf_sink *s = sec->block;
@@ -1122,14 +1238,10 @@ void fg_conf_free(struct fg_conf *conf)
 
 static void write_key(FILE *f, const struct conf_key *k)
 {
-	char type[96], names[96] = "";
+	char type[112], names[96];
 
 	if (k->choices) {
-		for (const struct choice *c = k->choices; c->name; c++) {
-			size_t n = strlen(names);
-			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
-		}
-		snprintf(type, sizeof(type), "one of %s", names);
+		snprintf(type, sizeof(type), "one of %s", choice_names(k, names, sizeof(names)));
 	} else if (k->flags & K_LIST) {
 		snprintf(type, sizeof(type), "list");
 	} else {
@@ -1168,8 +1280,8 @@ void fg_conf_write_defaults(FILE *f)
 	      f);
 	for (size_t i = 0; i < N_SECTIONS; i++) {
 		const struct conf_section *def = &sections[i];
-		fprintf(f, "\n%s[%s%s%s]\n", def->doc, def->name, def->named ? " " : "",
-		        def->named ? def->example_name : "");
+		fprintf(f, "\n%s%s[%s%s%s]\n", def->doc, def->example_commented ? "#" : "", def->name,
+		        def->named ? " " : "", def->named ? def->example_name : "");
 		for (size_t j = 0; j < def->n_keys; j++)
 			write_key(f, &def->keys[j]);
 	}

@@ -9,6 +9,8 @@
  *                     the section are the plugin's own options, validated
  *                     later against the plugin's option table
  *   [sink NAME]       a webhook receiver (one or more)
+ *   [api]             the HTTP server (ops-center API, health, metrics)
+ *   [client NAME]     an API client: its credentials and what it may do
  *
  * Every daemon key is declared in an option table in conf.c (key, type,
  * default, bounds, description), which validates it and generates the
@@ -29,6 +31,10 @@
  *   [sink NAME]    url, secret | secret_file (both required), timeout,
  *             connect_timeout, max_connections, retry_min, retry_max, give_up,
  *             min_severity (info|warning|major|critical), ca_file, tls_verify
+ *   [api]     enabled, listen (list of ADDR:PORT), max_body, connection_limit,
+ *             idle_timeout, signature_tolerance, metrics_public
+ *   [client NAME]  token | token_file, secret | secret_file (at least one),
+ *             allow (list of read, actions, ingest, metrics)
  * Durations take a unit (500ms, 10s, 5m, 24h, 2d; bare number = seconds) and
  * are stored in the *_ms fields.  An empty value leaves an optional key unset.
  * `topics` is a whitespace/comma separated list that may continue on
@@ -88,6 +94,16 @@ struct fg_conf_sink {
 	int tls_verify;            /* default 1 */
 };
 
+/* An API client ([client NAME]): who may call the HTTP API, and for what. */
+struct fg_conf_client {
+	char *name;                /* from "[client NAME]" */
+	int line;
+	char *token;               /* bearer token (or token_file), >= 16 characters */
+	char *secret;              /* Standard Webhooks "whsec_" secret (or secret_file) */
+	char **allow;              /* scopes: read, actions, ingest, metrics */
+	size_t n_allow;
+};
+
 struct fg_conf {
 	char *path;                /* file it was loaded from */
 
@@ -126,6 +142,19 @@ struct fg_conf {
 	size_t n_sources;
 	struct fg_conf_sink *sinks;
 	size_t n_sinks;
+
+	/* [api] */
+	int api_enabled;           /* default 1 (on loopback) */
+	char **api_listen;         /* "ADDR:PORT" / "[V6]:PORT"; default 127.0.0.1:8089 */
+	size_t n_api_listen;
+	int64_t api_max_body;      /* bytes; larger request bodies get 413; default 65536 */
+	int64_t api_connection_limit; /* per listener, default 64 */
+	int64_t api_idle_timeout_ms;  /* idle connections are closed; default 30s */
+	int64_t api_signature_tolerance_ms; /* webhook-timestamp skew accepted; default 5m */
+	int api_metrics_public;    /* GET /metrics without credentials; default 1 */
+
+	struct fg_conf_client *clients;
+	size_t n_clients;
 };
 
 /*

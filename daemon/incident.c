@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
+#include "cloudevent.h"
 #include "incident.h"
 #include "outbox.h"
 #include "util.h"
@@ -563,4 +565,49 @@ int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
 	fg_store_bind_text(s, 4, sink);
 	fg_store_bind_text(s, 5, "webhook");
 	return fg_store_step_done(s);
+}
+
+static const char SQL_HISTORY_READ[] =
+	"SELECT at_ms, from_state, to_state, revision, actor, channel, note"
+	" FROM incident_history WHERE incident_id = ?1 ORDER BY id";
+
+static json_t *text_or_null(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	return t ? json_string((const char *)t) : json_null();
+}
+
+int fg_incident_history_json(fg_store *st, int64_t id, json_t **ret)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_HISTORY_READ);
+	if (!s)
+		return -EIO;
+	json_t *arr = json_array();
+	if (!arr)
+		return -ENOMEM;
+	sqlite3_bind_int64(s, 1, id);
+	int r;
+	while ((r = fg_store_step_row(s)) > 0) {
+		json_t *h = json_object();
+		int bad = !h || json_array_append_new(arr, h) < 0;
+		bad |= !bad && json_object_set_new(h, "at", fg_cloudevent_time_json(sqlite3_column_int64(s, 0))) < 0;
+		bad |= !bad && json_object_set_new(h, "from", text_or_null(s, 1)) < 0;
+		bad |= !bad && json_object_set_new(h, "to", text_or_null(s, 2)) < 0;
+		bad |= !bad && json_object_set_new(h, "revision", sqlite3_column_type(s, 3) == SQLITE_NULL
+		                                   ? json_null() : json_integer(sqlite3_column_int64(s, 3))) < 0;
+		bad |= !bad && json_object_set_new(h, "actor", text_or_null(s, 4)) < 0;
+		bad |= !bad && json_object_set_new(h, "channel", text_or_null(s, 5)) < 0;
+		bad |= !bad && json_object_set_new(h, "note", text_or_null(s, 6)) < 0;
+		if (bad) {
+			sqlite3_reset(s);
+			r = -ENOMEM;
+			break;
+		}
+	}
+	if (r < 0) {
+		json_decref(arr);
+		return r;
+	}
+	*ret = arr;
+	return 0;
 }

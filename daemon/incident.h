@@ -111,4 +111,11 @@ int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
  * Works on a read-only store too. */
 int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret);
 
+/* The incident's history, oldest first, as a JSON array of
+ * {"at", "from", "to", "revision", "actor", "channel", "note"} (times RFC
+ * 3339, absent values null) in *ret (new reference).  0 or -errno; an
+ * unknown id gives an empty array.  Works on a read-only store too. */
+struct json_t;
+int fg_incident_history_json(fg_store *st, int64_t id, struct json_t **ret);
+
 #endif

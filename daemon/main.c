@@ -20,8 +20,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <uv.h>
+#include "api.h"
 #include "conf.h"
 #include "fg_config.h"
+#include "http.h"
 #include "incident.h"
 #include "ingest.h"
 #include "log.h"
@@ -53,6 +55,8 @@ struct daemon {
 	fg_ingest *ing;
 	fg_webhook *wh;
 	fg_mqtt *mqtt;
+	fg_http *http;               /* NULL when [api] enabled = false */
+	fg_api *api;
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
@@ -152,8 +156,31 @@ static int start_mqtt(struct daemon *d)
 	return fg_mqtt_start(d->mqtt);
 }
 
+static bool broker_up(void *data)
+{
+	struct daemon *d = data;
+	return fg_mqtt_connected(d->mqtt);
+}
+
+/* The HTTP server; modules register their routes on d->http before it
+ * starts listening. */
+static int start_api(struct daemon *d)
+{
+	if (!d->conf->api_enabled)
+		return 0;
+	int r = fg_http_new(&d->loop, d->conf, &d->http);
+	if (r == 0)
+		r = fg_api_new(d->http, d->conf, d->st, d->inc, d->ob, broker_up, d, &d->api);
+	if (r == 0)
+		r = fg_http_start(d->http);
+	if (r < 0)
+		fg_err("main", "cannot start the HTTP API err=\"%s\"", fg_strerror(r));
+	return r;
+}
+
 static void close_handles(struct daemon *d)
 {
+	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
@@ -204,6 +231,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	d->stopping = true;
 	notify("STOPPING=1");
 	fg_info("main", "stopping signal=%s", strsignal(signum));
+	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
 	if (d->restarting)
 		return;         /* mqtt_closed_cb sees d->stopping */
 	stop_mqtt(d);
@@ -247,6 +275,13 @@ static void reload_cb(uv_signal_t *h, int signum)
 	d->old_conf = d->conf;
 	d->conf = nc;
 	fg_outbox_set_conf(d->ob, nc);
+	if (d->api)
+		fg_api_set_conf(d->api, nc);
+	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
+	if (r < 0)
+		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
+	else if (r > 0)
+		fg_warn("main", "API listen addresses take effect at the next restart");
 	stop_mqtt(d);        /* mqtt_closed_cb starts it again with nc */
 	notify("READY=1");
 }
@@ -395,7 +430,9 @@ int main(int argc, char **argv)
 		close_handles(&d);
 	} else {
 		fg_webhook_on_delivered(d.wh, on_delivered, &d);
-		r = start_mqtt(&d);
+		r = start_api(&d);
+		if (r == 0)
+			r = start_mqtt(&d);
 	}
 	if (r < 0 && d.wh) {
 		d.stopping = true;
@@ -418,6 +455,8 @@ out:
 	fg_outbox_free(d.ob);
 	fg_store_close(d.st);
 	fg_webhook_free(d.wh);      /* after the store: it holds a commit hook */
+	fg_api_free(d.api);
+	fg_http_free(d.http);
 	fg_plugin_host_free(d.host);
 	fg_conf_free(d.conf);
 	fg_metrics_reset();

@@ -32,6 +32,7 @@ struct fg_store {
 	bool in_txn;
 	int schema_version;
 	int64_t changes_at_begin;  /* sqlite3_total_changes64 when the txn began */
+	int commit_error;          /* -errno of the last commit, 0 when it worked */
 	struct {
 		fg_store_commit_cb cb;
 		void *data;
@@ -365,6 +366,7 @@ int fg_store_commit(fg_store *st)
 	bool wrote = sqlite3_total_changes64(st->db) != st->changes_at_begin;
 	int r = exec(st, "COMMIT");
 	st->in_txn = false;
+	st->commit_error = r < 0 ? r : 0;
 	if (r < 0) {
 		/* After a failed COMMIT SQLite may or may not have rolled back
 		 * already; make sure the connection is out of the transaction. */
@@ -376,6 +378,14 @@ int fg_store_commit(fg_store *st)
 		for (size_t i = 0; i < st->n_hooks; i++)
 			st->hooks[i].cb(st->hooks[i].data);
 	return 0;
+}
+
+int fg_store_health(fg_store *st)
+{
+	if (st->commit_error < 0)
+		return st->commit_error;
+	sqlite3_stmt *s = fg_store_stmt(st, "SELECT count(*) FROM metrics");
+	return s ? fg_store_step_done(s) : -EIO;
 }
 
 int fg_store_rollback(fg_store *st)

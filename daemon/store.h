@@ -81,6 +81,9 @@ int fg_store_commit(fg_store *st);
 bool fg_store_in_txn(fg_store *st);
 /* Abandon the open transaction, if any (no hooks run). */
 int fg_store_rollback(fg_store *st);
+/* Is the store usable?  0, or the -errno of the last failed commit (until
+ * a commit succeeds again) or of a failing probe read.  For /healthz. */
+int fg_store_health(fg_store *st);
 
 /* Called after every successful commit that wrote something (webhook uses
  * it to pick up new outbox rows).  Up to 8 hooks. */
