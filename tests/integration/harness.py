@@ -307,6 +307,7 @@ class Daemon:
         self.sinks = sinks
         self.sources = sources
         self.extra = extra or {}
+        self.api_port = free_port()
         self.proc = None
         self.starts = 0
         self.write_config()
@@ -327,6 +328,12 @@ class Daemon:
             sections.append(('source ' + name, kv))
         for name, kv in sinks:
             sections.append(('sink ' + name, kv))
+        # The HTTP API is on by default (127.0.0.1:8089): give each daemon a
+        # free port of its own, unless the test writes its own [api]
+        # section (ops_center.py appends it as extra_sections).
+        if not any(n == 'api' for n, _ in getattr(self, 'extra_sections', ())):
+            sections.append(('api', dict({'listen': '127.0.0.1:%d' % self.api_port},
+                                         **extra.get('api', {}))))
         return ini(sections)
 
     def write_config(self, text=None):
