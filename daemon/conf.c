@@ -237,6 +237,14 @@ _Static_assert(offsetof(struct fg_conf, n_api_listen) ==
                offsetof(struct fg_conf, api_listen) + sizeof(char **),
                "K_LIST keeps its count right after the array");
 
+#define C(f) offsetof(struct fg_conf, f)
+static const struct conf_key incidents_keys[] = {
+	{ .o = { "reopen_window", FG_OPT_DURATION, "30m", C(reopen_window_ms),
+	    "A re-alarm of the same device and kind this soon after the incident was closed "
+	    "reopens it instead of opening a new one; 0 = never", 0, 30 * T_DAY } },
+};
+#undef C
+
 #define K(f) offsetof(struct fg_conf_client, f)
 static const struct conf_key client_keys[] = {
 	{ .o = { "token", FG_OPT_STRING, NULL, K(token),
@@ -295,6 +303,7 @@ FITS(source_keys);
 FITS(sink_keys);
 FITS(api_keys);
 FITS(client_keys);
+FITS(incidents_keys);
 #define NAMED(type, arr, cnt) true, offsetof(struct fg_conf, arr), \
 	offsetof(struct fg_conf, cnt), sizeof(type)
 static const struct conf_section sections[] = {
@@ -322,6 +331,8 @@ static const struct conf_section sections[] = {
 	  "# [client NAME]: who may call the API; any number.  Each needs a token (bearer)\n"
 	  "# or a secret (Standard Webhooks signature over the request), or both.\n",
 	  "ops-center", true },
+	{ "incidents", TABLE(incidents_keys), false, 0, 0, 0, false, NULL,
+	  "# The incident lifecycle (docs/lifecycle.md).\n", NULL, false },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 

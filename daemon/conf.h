@@ -11,6 +11,7 @@
  *   [sink NAME]       a webhook receiver (one or more)
  *   [api]             the HTTP server (ops-center API, health, metrics)
  *   [client NAME]     an API client: its credentials and what it may do
+ *   [incidents]       the incident lifecycle: reopening, ...
  *
  * Every daemon key is declared in an option table in conf.c (key, type,
  * default, bounds, description), which validates it and generates the
@@ -35,6 +36,7 @@
  *             idle_timeout, signature_tolerance, metrics_public
  *   [client NAME]  token | token_file, secret | secret_file (at least one),
  *             allow (list of read, actions, ingest, metrics)
+ *   [incidents]  reopen_window
  * Durations take a unit (500ms, 10s, 5m, 24h, 2d; bare number = seconds) and
  * are stored in the *_ms fields.  An empty value leaves an optional key unset.
  * `topics` is a whitespace/comma separated list that may continue on
@@ -155,6 +157,9 @@ struct fg_conf {
 
 	struct fg_conf_client *clients;
 	size_t n_clients;
+
+	/* [incidents] */
+	int64_t reopen_window_ms;  /* a re-alarm this soon after close reopens; default 30m */
 };
 
 /*
