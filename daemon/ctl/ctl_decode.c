@@ -258,25 +258,6 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 	return r;
 }
 
-/*
- * Where the daemon looks for modules: [daemon] plugin_dir of the config
- * (loaded into c->conf, which firegridctl frees), else the install's plugin
- * dir.  A missing or broken config is not decode's business: it falls back
- * quietly, because built-in plugins need no directory at all.
- */
-static char *daemon_plugin_dir(struct ctl *c)
-{
-	if (!c->conf && c->config_path && access(c->config_path, R_OK) == 0) {
-		char *errors = NULL;
-		if (fg_conf_load(c->config_path, &c->conf, &errors) < 0)
-			c->conf = NULL;
-		free(errors);
-	}
-	if (c->conf && c->conf->plugin_dir && c->conf->plugin_dir[0])
-		return strdup(c->conf->plugin_dir);
-	return strdup(FG_PLUGIN_DIR);
-}
-
 static int open_plugin(fg_plugin_host **host, const char *dir, bool prefer_modules,
                        const char *name, const struct fg_plugin **ret, char *why, size_t whylen)
 {
@@ -431,7 +412,7 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 	if (r == -ENOENT && !a.plugin_dir) {
 		fg_plugin_host_free(host);
 		host = NULL;
-		dir = daemon_plugin_dir(c);
+		dir = ctl_plugin_dir(c);
 		r = dir ? open_plugin(&host, dir, false, a.plugin, &plugin, why, sizeof(why)) : -ENOMEM;
 	}
 	if (r == -ENOMEM)
