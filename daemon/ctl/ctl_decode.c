@@ -6,6 +6,12 @@
  * event on stdout (fg_ev_to_json_line), nothing for a message without
  * events; a file the plugin rejects is reported on stderr as "FILE: reason"
  * and the run goes on.  Exit 0, 1 if any file failed, 2 on usage errors.
+ *
+ * --hex (like --topic, for the files after it) reads binary samples kept as
+ * text: "--hex -" takes the whole file as hex digits, "--hex KEY" the string
+ * member KEY of a JSON object (the corpus's binary samples keep their frames
+ * in "frame_hex" / "payload_hex"); whitespace between digits is skipped and
+ * "--hex=" goes back to raw files.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "ctl.h"
 #include "fg_config.h"
 #include "plugin_host.h"
@@ -24,6 +31,7 @@
 struct job {
 	const char *path;
 	const char *topic;
+	const char *hex;           /* NULL raw, "-" hex text, else a JSON member */
 	struct fg_header *headers;
 	size_t n_headers;
 };
@@ -45,9 +53,12 @@ static void decode_usage(FILE *f)
 {
 	fputs("usage: firegridctl decode --plugin NAME [--plugin-dir DIR] [--source NAME]\n"
 	      "                          [--option KEY=VALUE]... [--now ISO-8601]\n"
-	      "                          [--topic TOPIC] [--header 'Name: value'] FILE...\n"
+	      "                          [--topic TOPIC] [--header 'Name: value']\n"
+	      "                          [--hex -|KEY] FILE...\n"
 	      "  Runs the files in order as one message stream through the plugin and prints\n"
-	      "  one JSON line per event.  --topic and --header apply to the files after them;\n"
+	      "  one JSON line per event.  --topic, --header and --hex apply to the files after\n"
+	      "  them; --hex - reads a file as hex digits, --hex KEY the hex string member KEY\n"
+	      "  of a JSON file (binary samples), --hex= raw files again;\n"
 	      "  --plugin-dir loads the plugin's module from DIR (DIR/NAME.so or\n"
 	      "  DIR/NAME/NAME.so) in preference to the built-in one.\n", f);
 }
@@ -168,14 +179,14 @@ static int add_header(struct decode_args *a, const char *v, struct fg_header **h
 
 /* A file, with a snapshot of the topic and headers named before it. */
 static int add_job(struct decode_args *a, const char *path, const char *topic,
-                   const struct fg_header *hdrs, size_t n_hdrs)
+                   const char *hex, const struct fg_header *hdrs, size_t n_hdrs)
 {
 	struct job *j = realloc(a->jobs, (a->n_jobs + 1) * sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	a->jobs = j;
 	j = &a->jobs[a->n_jobs++];
-	*j = (struct job){ .path = path, .topic = topic, .n_headers = n_hdrs };
+	*j = (struct job){ .path = path, .topic = topic, .hex = hex, .n_headers = n_hdrs };
 	if (n_hdrs) {
 		if (!(j->headers = malloc(n_hdrs * sizeof(*hdrs))))
 			return -ENOMEM;
@@ -184,16 +195,18 @@ static int add_job(struct decode_args *a, const char *path, const char *topic,
 	return 0;
 }
 
-enum decode_flag { F_PLUGIN, F_PLUGIN_DIR, F_SOURCE, F_NOW, F_TOPIC, F_OPTION, F_HEADER, F__N };
+enum decode_flag { F_PLUGIN, F_PLUGIN_DIR, F_SOURCE, F_NOW, F_TOPIC, F_OPTION, F_HEADER, F_HEX,
+                   F__N };
 
 static const char *const decode_flags[F__N] = {
 	[F_PLUGIN] = "--plugin", [F_PLUGIN_DIR] = "--plugin-dir", [F_SOURCE] = "--source",
 	[F_NOW] = "--now", [F_TOPIC] = "--topic", [F_OPTION] = "--option", [F_HEADER] = "--header",
+	[F_HEX] = "--hex",
 };
 
 static int parse_args(int argc, char **argv, struct decode_args *a)
 {
-	const char *topic = "";
+	const char *topic = "", *hex = NULL;
 	struct fg_header *hdrs = NULL;
 	size_t n_hdrs = 0;
 	int r = 0;
@@ -201,7 +214,7 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 
 	for (int i = 1; i < argc && r == 0; i++) {
 		if (files_only || argv[i][0] != '-' || argv[i][1] == '\0') {
-			r = add_job(a, argv[i], topic, hdrs, n_hdrs);
+			r = add_job(a, argv[i], topic, hex, hdrs, n_hdrs);
 			continue;
 		}
 		if (strcmp(argv[i], "--") == 0) {
@@ -223,6 +236,8 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 			r = add_header(a, v, &hdrs, &n_hdrs);
 		} else if (f == F_TOPIC) {
 			topic = v;
+		} else if (f == F_HEX) {
+			hex = v[0] ? v : NULL;
 		} else {
 			const char **dst[] = { [F_PLUGIN] = &a->plugin, [F_PLUGIN_DIR] = &a->plugin_dir,
 			                       [F_SOURCE] = &a->source, [F_NOW] = &a->now };
@@ -241,25 +256,6 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 		r = -EINVAL;
 	}
 	return r;
-}
-
-/*
- * Where the daemon looks for modules: [daemon] plugin_dir of the config
- * (loaded into c->conf, which firegridctl frees), else the install's plugin
- * dir.  A missing or broken config is not decode's business: it falls back
- * quietly, because built-in plugins need no directory at all.
- */
-static char *daemon_plugin_dir(struct ctl *c)
-{
-	if (!c->conf && c->config_path && access(c->config_path, R_OK) == 0) {
-		char *errors = NULL;
-		if (fg_conf_load(c->config_path, &c->conf, &errors) < 0)
-			c->conf = NULL;
-		free(errors);
-	}
-	if (c->conf && c->conf->plugin_dir && c->conf->plugin_dir[0])
-		return strdup(c->conf->plugin_dir);
-	return strdup(FG_PLUGIN_DIR);
 }
 
 static int open_plugin(fg_plugin_host **host, const char *dir, bool prefer_modules,
@@ -284,15 +280,75 @@ static void print_event_cb(void *data, const struct fg_ev *ev)
 	free(line);
 }
 
+/*
+ * A binary sample kept as hex text (--hex): the whole file ("-") or the
+ * string member `key` of a JSON object.  Replaces *buf and *len with the bytes.
+ * Returns 0, or -EINVAL with a reason in why.
+ */
+static int unhex(const char *key, char **buf, size_t *len, char *why, size_t whylen)
+{
+	json_t *root = NULL;
+	const char *text = *buf;
+	size_t n = *len;
+	if (strcmp(key, "-") != 0) {
+		json_error_t jerr;
+		root = json_loadb(*buf, *len, 0, &jerr);
+		json_t *v = json_object_get(root, key);
+		if (!json_is_string(v)) {
+			snprintf(why, whylen, "--hex %s: %s", key, !root ? "not a JSON object"
+			         : "no string member of that name");
+			json_decref(root);
+			return -EINVAL;
+		}
+		text = json_string_value(v);
+		n = json_string_length(v);
+	}
+	char *out = malloc(n / 2 + 1);
+	size_t m = 0;
+	int hi = -1, r = out ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (isspace(c))
+			continue;
+		int d = isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
+		if (d < 0) {
+			snprintf(why, whylen, "--hex: '%c' at offset %zu is not a hex digit", c, i);
+			r = -EINVAL;
+		} else if (hi < 0) {
+			hi = d;
+		} else {
+			out[m++] = (char)(hi << 4 | d);
+			hi = -1;
+		}
+	}
+	if (r == 0 && hi >= 0) {
+		snprintf(why, whylen, "--hex: an odd number of hex digits");
+		r = -EINVAL;
+	}
+	json_decref(root);
+	if (r < 0) {
+		free(out);
+		return r;
+	}
+	free(*buf);
+	*buf = out;
+	*len = m;
+	return 0;
+}
+
 /* Decode one file; returns 0, or -1 after reporting it on stderr. */
 static int decode_file(fg_source_inst *si, const struct job *j, const char *transport,
                        int64_t now_ms)
 {
 	char *buf = NULL;
 	size_t len = 0;
+	char why[160] = "";
 	int r = fg_read_file(j->path, DECODE_MAX_FILE, &buf, &len);
+	if (r == 0 && j->hex)
+		r = unhex(j->hex, &buf, &len, why, sizeof(why));
 	if (r < 0) {
-		fprintf(stderr, "%s: %s\n", j->path, fg_strerror(r));
+		fprintf(stderr, "%s: %s\n", j->path, why[0] ? why : fg_strerror(r));
+		free(buf);
 		return -1;
 	}
 	struct fg_msg msg = {
@@ -356,7 +412,7 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 	if (r == -ENOENT && !a.plugin_dir) {
 		fg_plugin_host_free(host);
 		host = NULL;
-		dir = daemon_plugin_dir(c);
+		dir = ctl_plugin_dir(c);
 		r = dir ? open_plugin(&host, dir, false, a.plugin, &plugin, why, sizeof(why)) : -ENOMEM;
 	}
 	if (r == -ENOMEM)

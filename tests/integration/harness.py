@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import random
+import select
 import shutil
 import signal
 import socket
@@ -31,7 +32,6 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.error
 import urllib.request
 
 SOURCE_ROOT = os.environ.get('FG_SOURCE_ROOT') or os.path.dirname(
@@ -243,7 +243,6 @@ class Receiver:
 
     def _read_port_line(self):
         # Bounded read of the first stdout line.
-        import select
         out = self.proc.popen.stdout
         deadline = time.monotonic() + 10
         buf = b''
@@ -308,6 +307,7 @@ class Daemon:
         self.sinks = sinks
         self.sources = sources
         self.extra = extra or {}
+        self.api_port = free_port()
         self.proc = None
         self.starts = 0
         self.write_config()
@@ -328,6 +328,12 @@ class Daemon:
             sections.append(('source ' + name, kv))
         for name, kv in sinks:
             sections.append(('sink ' + name, kv))
+        # The HTTP API is on by default (127.0.0.1:8089): give each daemon a
+        # free port of its own, unless the test writes its own [api]
+        # section (ops_center.py appends it as extra_sections).
+        if not any(n == 'api' for n, _ in getattr(self, 'extra_sections', ())):
+            sections.append(('api', dict({'listen': '127.0.0.1:%d' % self.api_port},
+                                         **extra.get('api', {}))))
         return ini(sections)
 
     def write_config(self, text=None):
@@ -450,6 +456,22 @@ class Env:
     def fg_pub_async(self, broker_port, *args, name='fg-pub'):
         argv = [FG_PUB, '--port', str(broker_port)] + [str(a) for a in args]
         return Proc(self, name, argv, stdout=subprocess.PIPE)
+
+    def fg_pub_result(self, proc, timeout=120):
+        """Wait for an fg_pub_async()/fg_sub() run to end; its JSON summary."""
+        wait_until(lambda: not proc.alive(), timeout, '%s to finish' % proc.name)
+        out = proc.popen.stdout.read().decode(errors='replace').strip().splitlines()
+        check(proc.popen.returncode == 0 and out, '%s failed (exit %s):\n%s'
+              % (proc.name, proc.popen.returncode, proc.output()))
+        return json.loads(out[-1])
+
+    def fg_sub(self, broker_port, topic_filter, expect, timeout=60):
+        """A bare QoS 1 subscriber (fg-pub --subscribe), returned once subscribed."""
+        proc = self.fg_pub_async(broker_port, '--subscribe', topic_filter, '--expect', expect,
+                                 '--qos', 1, '--timeout', timeout, name='subscriber')
+        line = proc.popen.stdout.readline().decode(errors='replace').strip()
+        check(line == 'SUBSCRIBED', 'subscriber: %r\n%s' % (line, proc.output()))
+        return proc
 
     def ctl(self, db, *args, check_rc=True):
         argv = [FIREGRIDCTL, '--db', db, '--json'] + list(args)

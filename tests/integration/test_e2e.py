@@ -6,8 +6,11 @@ mosquitto into firegridd, and come out as exactly two incidents (smoke,
 battery_low) and three signed webhooks (smoke opened + cleared, battery_low
 opened).  The test press must not become an incident.
 """
+import json
 import os
+import subprocess
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -90,7 +93,6 @@ def body(env):
     h.check(not any(i.get('kind') == 'test' for i in incidents), 'a test press became an incident')
 
     # Human output works too.
-    import subprocess
     table = subprocess.run([h.FIREGRIDCTL, '--db', d.db, 'incidents'], capture_output=True,
                            timeout=30)
     h.check(table.returncode == 0 and b'smoke' in table.stdout,
@@ -100,6 +102,11 @@ def body(env):
     h.check(any(x.get('to_state') == 'open' and x.get('revision') == 1 for x in history) and
             any(x.get('revision') == 2 and 'clear' in str(x.get('note')) for x in history),
             'incident %s history lacks the opening or the clear: %r' % (smoke['id'], history))
+
+    # The daemon's own health endpoint agrees.
+    with urllib.request.urlopen('http://127.0.0.1:%d/healthz' % d.api_port, timeout=10) as r:
+        health = json.loads(r.read().decode())
+    h.check(r.status == 200 and health.get('status') == 'ok', 'healthz: %r' % health)
 
     rc = d.stop()
     h.check(rc == 0, 'firegridd exited with %s on SIGTERM' % rc)
