@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """
-Frigate fire-lane sequences over a real mosquitto into firegridd (dwell 4 s):
+Frigate fire-lane sequences over a real mosquitto into firegridd (dwell 4 s,
+[escalation] fire_lane_hold 0 so a blocked lane is reported at once):
 
   - a van that stops in the lane for about a second and drives on: no incident;
   - a car that parks past the dwell, with Frigate's periodic updates and a
@@ -78,7 +79,11 @@ def body(env):
     rx = env.receiver()
     d = env.daemon(broker, [h.sink(rx)],
                    [('frigate', {'plugin': 'frigate', 'topics': 'frigate/#',
-                                 'dwell': '%ds' % DWELL_S, 'stale_after': '1m'})])
+                                 'dwell': '%ds' % DWELL_S, 'stale_after': '1m'})], start=False)
+    # The operations loop holds a blocked lane back (fire_lane_hold, 30 min)
+    # before reporting it; the dwell is what this test is about.
+    d.write_config(d.config_text() + '\n' + h.ini([('escalation', {'fire_lane_hold': '0'})]))
+    d.start()
     fr = Frigate(env, broker.port)
     lane1, lane2 = 'cam1/fire_lane', 'cam2/fire_lane'
 
