@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include "api.h"
 #include "cloudevent.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
@@ -346,6 +347,154 @@ static void incident_cb(void *data, fg_http_req *req)
 	fg_http_reply_json(req, 200, json_pack("{s:o, s:o}", "incident", view, "history", history));
 }
 
+/* ---- actions ------------------------------------------------------------------ */
+
+static void reply_text_json(fg_http_req *req, unsigned status, const char *text)
+{
+	fg_http_reply(req, status, "application/json", text, strlen(text));
+}
+
+/* The answer to an action that was applied: what it did and the incident
+ * as it is now. */
+static char *action_response(fg_api *api, int64_t id, const struct fg_action_req *a,
+                             const struct fg_act_result *res)
+{
+	struct fg_incident inc;
+	if (fg_incident_get(api->st, id, &inc) < 0)
+		return NULL;
+	json_t *doc = json_pack("{s:{s:s, s:s, s:s, s:s, s:I}, s:o}",
+	                        "transition", "action", fg_action_name(a->action),
+	                        "action_id", a->action_id, "from", res->from, "to", res->to,
+	                        "revision", (json_int_t)res->revision,
+	                        "incident", incident_view(&inc));
+	fg_incident_clear(&inc);
+	char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+	                 : NULL;
+	json_decref(doc);
+	return text;
+}
+
+/* A repeated action id: the same request gets the stored answer again; a
+ * different request under a used id is a conflict.  true when answered. */
+static bool replay(fg_api *api, fg_http_req *req, const struct fg_action_req *a,
+                   const char *client, const char *request)
+{
+	char *pc = NULL, *preq = NULL, *presp = NULL;
+	int status = 0;
+	int r = fg_action_lookup(api->st, a->action_id, &pc, &preq, &status, &presp);
+	if (r == 0)
+		return false;
+	if (r < 0) {
+		store_trouble(api, req, r);
+		return true;
+	}
+	if (strcmp(pc, client) == 0 && strcmp(preq, request) == 0) {
+		fg_metrics_inc("firegrid_api_actions_replayed_total", NULL, NULL);
+		fg_http_reply_header(req, "Idempotent-Replayed", "true");
+		reply_text_json(req, (unsigned)status, presp);
+	} else {
+		fg_http_reply_error(req, 409, "action_id", "action_id '%.64s' was already used for a "
+		                    "different request", a->action_id);
+	}
+	free(pc);
+	free(preq);
+	free(presp);
+	return true;
+}
+
+/* Why the table refused, with the incident's state: 409. */
+static void refuse(fg_http_req *req, const struct fg_action_req *a, const struct fg_act_result *res,
+                   int r)
+{
+	const char *to, *why = "not allowed";
+	json_t *doc;
+	char msg[256];
+	if (r == -EBUSY) {
+		snprintf(msg, sizeof(msg), "incident %lld is live for the same device and kind; "
+		         "act on that one", (long long)res->conflict_id);
+		doc = json_pack("{s:s, s:i, s:s, s:s, s:I}", "error", msg, "status", 409,
+		                "field", "action", "state", res->from,
+		                "conflict_id", (json_int_t)res->conflict_id);
+	} else {
+		fg_lifecycle_next(res->from, a->action, a->disposition, &to, &why);
+		snprintf(msg, sizeof(msg), "cannot %s an incident that is %s: %s",
+		         fg_action_name(a->action), res->from, why);
+		doc = json_pack("{s:s, s:i, s:s, s:s}", "error", msg, "status", 409, "field", "action",
+		                "state", res->from);
+	}
+	fg_metrics_inc("firegrid_api_actions_refused_total", "action", fg_action_name(a->action));
+	fg_http_reply_json(req, 409, doc);
+}
+
+static void action_cb(void *data, fg_http_req *req)
+{
+	fg_api *api = data;
+	int64_t id, now = fg_now_ms();
+	if (!parse_id(fg_http_req_param(req, "id"), &id)) {
+		fg_http_reply_error(req, 400, "id", "incident ids are positive integers");
+		return;
+	}
+	json_t *body = fg_http_req_json(req);
+	if (!body)
+		return;
+	struct fg_action_req a;
+	const char *field = NULL;
+	char why[200];
+	if (fg_action_from_json(body, now, &a, &field, why, sizeof(why)) < 0) {
+		fg_http_reply_error(req, 400, field, "%s", why);
+		json_decref(body);
+		return;
+	}
+	/* The request as stored for replays: the incident and the body in a
+	 * canonical form (sorted keys, compact). */
+	const char *client = fg_http_req_client(req) ? fg_http_req_client(req) : "";
+	char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+	char *request = NULL;
+	if (!canon || asprintf(&request, "%lld %s", (long long)id, canon) < 0)
+		request = NULL;
+	free(canon);
+	int r = request ? settle(api) : -ENOMEM;
+	if (store_trouble(api, req, r) || replay(api, req, &a, client, request))
+		goto out;
+
+	struct fg_act_result res;
+	r = fg_incidents_act(api->inc, id, &a, client, now, &res);
+	if (r == -ENOENT) {
+		fg_http_reply_error(req, 404, "id", "no incident %lld", (long long)id);
+		goto out;
+	}
+	if (r == -EPERM || r == -EBUSY) {
+		refuse(req, &a, &res, r);
+		goto out;
+	}
+	char *resp = r < 0 ? NULL : action_response(api, id, &a, &res);
+	if (r >= 0 && !resp)
+		r = -ENOMEM;
+	if (r >= 0)
+		r = fg_action_record(api->st, a.action_id, client, id, request, 200, resp, now);
+	/* Durable before the 2xx: a lost commit must not look applied. */
+	if (r >= 0)
+		r = fg_store_commit(api->st);
+	else
+		fg_store_rollback(api->st);
+	if (r < 0) {
+		fg_err(MOD, "action not stored incident=%lld action=%s action_id=%s err=\"%s\"",
+		       (long long)id, fg_action_name(a.action), a.action_id, fg_strerror(r));
+		fg_http_reply_error(req, 503, NULL, "the action could not be stored (%s); retry with "
+		                    "the same action_id", fg_strerror(r));
+	} else {
+		fg_info(MOD, "action incident=%lld action=%s %s -> %s revision=%lld client=%s actor=\"%.64s\"",
+		        (long long)id, fg_action_name(a.action), res.from, res.to,
+		        (long long)res.revision, client, a.actor);
+		fg_metrics_inc("firegrid_api_actions_total", "action", fg_action_name(a.action));
+		reply_text_json(req, 200, resp);
+	}
+	free(resp);
+out:
+	free(request);
+	json_decref(body);
+}
+
 /* ---- devices ------------------------------------------------------------------ */
 
 static json_t *time_col(sqlite3_stmt *s, int col)
@@ -420,6 +569,8 @@ int fg_api_new(fg_http *http, const struct fg_conf *conf, fg_store *st, fg_incid
 		  .cb = incident_cb },
 		{ .method = "GET", .pattern = "/v1/devices", .scope = FG_HTTP_SCOPE_READ,
 		  .cb = devices_cb },
+		{ .method = "POST", .pattern = "/v1/incidents/{id}/actions",
+		  .scope = FG_HTTP_SCOPE_ACTIONS, .cb = action_cb },
 	};
 	for (size_t i = 0; i < FG_ARRAY_SIZE(routes); i++) {
 		struct fg_http_route r = routes[i];

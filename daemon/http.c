@@ -714,21 +714,40 @@ static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
 
 static void timer_cb(uv_timer_t *t);
 
-/* After MHD worked: when must it run again even without socket activity? */
+static unsigned connections(struct listener *l)
+{
+	const union MHD_DaemonInfo *ci =
+		MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return ci ? ci->num_connections : 0;
+}
+
+/* After MHD worked: when must it run again even without socket activity?
+ * While connections are open, at least every second: libmicrohttpd
+ * 0.9.75 in external epoll mode does not always ask for the run that
+ * takes up work again (see run()). */
 static void arm(struct listener *l)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
-	if (MHD_get_timeout(l->mhd, &ms) == MHD_YES)
-		uv_timer_start(&l->timer, timer_cb, ms > 3600000 ? 3600000 : (uint64_t)ms, 0);
-	else
+	if (MHD_get_timeout(l->mhd, &ms) != MHD_YES)
+		ms = connections(l) ? 1000 : UINT64_MAX;
+	if (ms == UINT64_MAX)
 		uv_timer_stop(&l->timer);
+	else
+		uv_timer_start(&l->timer, timer_cb, ms > 1000 ? 1000 : (uint64_t)ms, 0);
 }
 
 static void run(struct listener *l)
 {
 	if (l->h->closing || !l->mhd)
 		return;
+	unsigned before = connections(l);
 	MHD_run(l->mhd);
+	/* A daemon at its connection limit takes its listen socket out of
+	 * epoll and puts it back only in the run after connections were
+	 * cleaned up, without saying so through MHD_get_timeout(): when
+	 * connections went away, run once more so waiting clients get in. */
+	if (connections(l) < before)
+		MHD_run(l->mhd);
 	arm(l);
 }
 

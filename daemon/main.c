@@ -23,6 +23,7 @@
 #include "api.h"
 #include "gb26875.h"
 #include "conf.h"
+#include "escalate.h"
 #include "fg_config.h"
 #include "http.h"
 #include "incident.h"
@@ -59,6 +60,7 @@ struct daemon {
 	fg_http *http;               /* NULL when [api] enabled = false */
 	fg_gb26875 *gb26875;         /* GB/T 26875.3 listeners; NULL without any */
 	fg_api *api;
+	fg_escalate *esc;            /* the deadline timer */
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
@@ -83,7 +85,7 @@ static void on_delivered(void *data, const struct fg_outbox_row *row, long statu
                          const char *body, size_t len)
 {
 	struct daemon *d = data;
-	int r = fg_incidents_mark_reported(d->inc, row->incident_id, row->sink, fg_now_ms());
+	int r = fg_incidents_delivered(d->inc, row->incident_id, row->sink, fg_now_ms(), body, len);
 	if (r < 0)
 		fg_warn("main", "cannot mark incident reported id=%lld err=\"%s\"",
 		        (long long)row->incident_id, fg_strerror(r));
@@ -197,6 +199,7 @@ static void close_handles(struct daemon *d)
 {
 	stop_gb26875(d);
 	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
+	fg_escalate_close(d->esc, NULL, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
@@ -293,6 +296,7 @@ static void reload_cb(uv_signal_t *h, int signum)
 	d->old_conf = d->conf;
 	d->conf = nc;
 	fg_outbox_set_conf(d->ob, nc);
+	fg_incidents_set_conf(d->inc, nc);
 	if (d->api)
 		fg_api_set_conf(d->api, nc);
 	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
@@ -417,6 +421,7 @@ int main(int argc, char **argv)
 	}
 	if ((r = fg_outbox_new(d.st, d.conf, &d.ob)) < 0 ||
 	    (r = fg_incidents_new(d.st, d.ob, &d.inc)) < 0 ||
+	    (r = fg_escalate_new(&d.loop, d.st, d.inc, &d.esc)) < 0 ||
 	    (r = fg_plugin_host_new(d.conf->plugin_dir, &d.host)) < 0) {
 		fg_err("main", "cannot initialise err=\"%s\"", fg_strerror(r));
 		goto out;
@@ -455,7 +460,10 @@ int main(int argc, char **argv)
 		close_handles(&d);
 	} else {
 		fg_webhook_on_delivered(d.wh, on_delivered, &d);
-		r = start_api(&d);
+		fg_incidents_set_conf(d.inc, d.conf);
+		r = fg_escalate_start(d.esc);
+		if (r == 0)
+			r = start_api(&d);
 		if (r == 0)
 			r = start_mqtt(&d);
 		if (r == 0)
@@ -482,6 +490,7 @@ out:
 	fg_outbox_free(d.ob);
 	fg_store_close(d.st);
 	fg_webhook_free(d.wh);      /* after the store: it holds a commit hook */
+	fg_escalate_free(d.esc);    /* likewise */
 	fg_api_free(d.api);
 	fg_http_free(d.http);
 	fg_plugin_host_free(d.host);

@@ -218,14 +218,16 @@ def api_sections(port, token=TOKEN, client_secret=CLIENT_SECRET, extra_api=None)
 
 
 def start_daemon(env, broker, center_or_sinks, sources=None, api_port=None, extra=None,
-                 sections=(), name='firegridd', wait=True):
-    """A firegridd with the API and our clients configured; returns it."""
+                 sections=(), name='firegridd', wait=True, api=None):
+    """A firegridd with the API and our clients configured; returns it.
+    `api` adds [api] keys, `sections` more INI sections."""
     api_port = api_port or h.free_port()
     sinks = center_or_sinks if isinstance(center_or_sinks, list) else [center_or_sinks.sink()]
     d = env.daemon(broker, sinks, sources or h.generic_sources(), start=False, name=name,
                    extra=extra)
     d.api_port = api_port
-    d.extra_sections = list(api_sections(api_port)) + list(sections)
+    d.api_extra = api
+    d.extra_sections = list(api_sections(api_port, extra_api=api)) + list(sections)
     d.write_config(d.config_text() + '\n' + h.ini(d.extra_sections))
     if wait:
         d.start()
@@ -235,7 +237,7 @@ def start_daemon(env, broker, center_or_sinks, sources=None, api_port=None, extr
 
 def rewrite_config(d, sections=None):
     if sections is not None:
-        d.extra_sections = list(api_sections(d.api_port)) + list(sections)
+        d.extra_sections = list(api_sections(d.api_port, extra_api=d.api_extra)) + list(sections)
     d.write_config(d.config_text() + '\n' + h.ini(d.extra_sections))
 
 

@@ -8,6 +8,11 @@ nothing: every device ends up with exactly one incident.
 Both the publisher and firegridd lose their connection; fg-pub re-sends
 what the broker had not acknowledged, firegridd gets what the broker had
 queued for its session from the broker's persistence file.
+
+The broker is stopped with SIGTERM, as systemd stops it: mosquitto writes
+its persistence file at shutdown and every autosave_interval, so a SIGKILL
+would lose what it queued since the last save - a limit of the broker that
+no subscriber can make up for.
 """
 import os
 import sys
