@@ -78,6 +78,7 @@ static int check_webhook_secret(const char *v, char *err, size_t errlen);
 static int check_listen(const char *v, char *err, size_t errlen);
 static int check_token(const char *v, char *err, size_t errlen);
 static int check_scope(const char *v, char *err, size_t errlen);
+static int check_tier(const char *v, char *err, size_t errlen);
 
 static const struct choice log_levels[] = {
 	{ "error", FG_LOG_ERR }, { "warning", FG_LOG_WARN }, { "info", FG_LOG_INFO },
@@ -242,7 +243,34 @@ static const struct conf_key incidents_keys[] = {
 	{ .o = { "reopen_window", FG_OPT_DURATION, "30m", C(reopen_window_ms),
 	    "A re-alarm of the same device and kind this soon after the incident was closed "
 	    "reopens it instead of opening a new one; 0 = never", 0, 30 * T_DAY } },
+	{ .o = { "confirm_persist", FG_OPT_DURATION, "60s", C(confirm_persist_ms),
+	    "A fire-class alarm (sent at once as unconfirmed) still on after this is "
+	    "confirmed (the double knock)", T_SEC, T_HOUR } },
 };
+
+#define TIERS(f) offsetof(struct fg_conf, f.list)
+static const struct conf_key escalation_keys[] = {
+	{ .o = { "fire", FG_OPT_STRING, "60s 180s 300s", TIERS(esc_fire),
+	    "Fire class (smoke, heat, CO, residual current) not dispatched: times after the alarm "
+	    "of levels 1, 2, 3 (medium grid, large grid, fire brigade desk)", 0, 0 },
+	  .flags = K_LIST, .check = check_tier },
+	{ .o = { "fire_elderly_alone", FG_OPT_STRING, "30s 90s 150s", TIERS(esc_fire_elderly),
+	    "The same for households flagged elderly_alone in the device registry", 0, 0 },
+	  .flags = K_LIST, .check = check_tier },
+	{ .o = { "ebike", FG_OPT_STRING, "15m 30m 45m", TIERS(esc_ebike),
+	    "E-bike shed overheat and overcurrent", 0, 0 }, .flags = K_LIST, .check = check_tier },
+	{ .o = { "fire_lane", FG_OPT_STRING, "24h 48h", TIERS(esc_fire_lane),
+	    "Blocked fire lane, counted from its report", 0, 0 },
+	  .flags = K_LIST, .check = check_tier },
+	{ .o = { "device_health", FG_OPT_STRING, "24h 48h 72h", TIERS(esc_device_health),
+	    "Battery low, tamper, fault, offline", 0, 0 }, .flags = K_LIST, .check = check_tier },
+	{ .o = { "fire_lane_hold", FG_OPT_DURATION, "30m", C(fire_lane_hold_ms),
+	    "A blocked fire lane is reported only if still blocked after this", 0, 7 * T_DAY } },
+	{ .o = { "fire_lane_resolve_within", FG_OPT_DURATION, "48h", C(fire_lane_resolve_within_ms),
+	    "A reported blocked fire lane not resolved this long after its report is overdue; "
+	    "0 = no such deadline", 0, 30 * T_DAY } },
+};
+#undef TIERS
 #undef C
 
 #define K(f) offsetof(struct fg_conf_client, f)
@@ -293,6 +321,7 @@ struct conf_section {
 static void finish_mqtt(struct loader *l, struct cursec *sec);
 static void finish_sink(struct loader *l, struct cursec *sec);
 static void finish_client(struct loader *l, struct cursec *sec);
+static void finish_escalation(struct loader *l, struct cursec *sec);
 
 #define TABLE(t) t, sizeof(t) / sizeof((t)[0])
 #define FITS(t) _Static_assert(sizeof(t) / sizeof((t)[0]) <= MAX_KEYS, #t " has too many keys")
@@ -304,6 +333,7 @@ FITS(sink_keys);
 FITS(api_keys);
 FITS(client_keys);
 FITS(incidents_keys);
+FITS(escalation_keys);
 #define NAMED(type, arr, cnt) true, offsetof(struct fg_conf, arr), \
 	offsetof(struct fg_conf, cnt), sizeof(type)
 static const struct conf_section sections[] = {
@@ -333,6 +363,11 @@ static const struct conf_section sections[] = {
 	  "ops-center", true },
 	{ "incidents", TABLE(incidents_keys), false, 0, 0, 0, false, NULL,
 	  "# The incident lifecycle (docs/lifecycle.md).\n", NULL, false },
+	{ "escalation", TABLE(escalation_keys), false, 0, 0, 0, false, finish_escalation,
+	  "# Three-tier grid escalation while an incident waits for a dispatch: level 0 is\n"
+	  "# the small grid, then medium grid, large grid, fire brigade duty desk.  Each\n"
+	  "# hazard class lists up to three times, counted from the start of the wait\n"
+	  "# (docs/lifecycle.md).\n", NULL, false },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -430,6 +465,14 @@ static int check_token(const char *v, char *err, size_t errlen)
 	for (const char *p = v; *p; p++)
 		if (*p <= ' ' || *p > '~')
 			return reason(err, errlen, "a token is printable ASCII without spaces");
+	return 0;
+}
+
+static int check_tier(const char *v, char *err, size_t errlen)
+{
+	int64_t ms;
+	if (fg_parse_duration_ms(v, &ms) < 0 || ms < 1000 || ms > 30LL * 86400000)
+		return reason(err, errlen, "expected durations in 1s..30d, got '%.32s'", v);
 	return 0;
 }
 
@@ -1100,6 +1143,36 @@ static void finish_client(struct loader *l, struct cursec *sec)
 	if (!c->token && !c->secret)
 		sec_error(l, section_line(l, sec), NULL, "needs a token (or token_file) or a secret "
 		          "(or secret_file)");
+}
+
+/* Each tier list: at most three, strictly increasing, parsed into ms. */
+static void finish_escalation(struct loader *l, struct cursec *sec)
+{
+	struct fg_conf *c = l->conf;
+	struct fg_conf_tiers *lists[] = { &c->esc_fire, &c->esc_fire_elderly, &c->esc_ebike,
+	                                  &c->esc_fire_lane, &c->esc_device_health };
+	_Static_assert(FG_ARRAY_SIZE(lists) == FG_ARRAY_SIZE(escalation_keys) - 2,
+	               "every tier key is parsed");
+	for (size_t i = 0; i < FG_ARRAY_SIZE(lists); i++) {
+		struct fg_conf_tiers *t = lists[i];
+		const char *key = escalation_keys[i].o.key;
+		t->n = 0;
+		if (t->n_list > 3) {
+			sec_error(l, key_line(l, sec, key), key, "at most three tiers, got %zu",
+			          t->n_list);
+			continue;
+		}
+		for (size_t j = 0; j < t->n_list; j++) {
+			if (fg_parse_duration_ms(t->list[j], &t->ms[j]) < 0)
+				break;    /* already reported by check_tier */
+			if (j && t->ms[j] <= t->ms[j - 1]) {
+				sec_error(l, key_line(l, sec, key), key, "tiers must grow: %s is not "
+				          "after %s", t->list[j], t->list[j - 1]);
+				break;
+			}
+			t->n = j + 1;
+		}
+	}
 }
 
 static void finish_sink(struct loader *l, struct cursec *sec)

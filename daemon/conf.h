@@ -11,7 +11,8 @@
  *   [sink NAME]       a webhook receiver (one or more)
  *   [api]             the HTTP server (ops-center API, health, metrics)
  *   [client NAME]     an API client: its credentials and what it may do
- *   [incidents]       the incident lifecycle: reopening, ...
+ *   [incidents]       the incident lifecycle: reopening, double knock, ...
+ *   [escalation]      the three-tier grid: timers per hazard class
  *
  * Every daemon key is declared in an option table in conf.c (key, type,
  * default, bounds, description), which validates it and generates the
@@ -36,7 +37,10 @@
  *             idle_timeout, signature_tolerance, metrics_public
  *   [client NAME]  token | token_file, secret | secret_file (at least one),
  *             allow (list of read, actions, ingest, metrics)
- *   [incidents]  reopen_window
+ *   [incidents]  reopen_window, confirm_persist
+ *   [escalation]  fire, fire_elderly_alone, ebike, fire_lane, device_health
+ *             (each a list of up to 3 durations, the tiers), fire_lane_hold,
+ *             fire_lane_resolve_within
  * Durations take a unit (500ms, 10s, 5m, 24h, 2d; bare number = seconds) and
  * are stored in the *_ms fields.  An empty value leaves an optional key unset.
  * `topics` is a whitespace/comma separated list that may continue on
@@ -160,6 +164,18 @@ struct fg_conf {
 
 	/* [incidents] */
 	int64_t reopen_window_ms;  /* a re-alarm this soon after close reopens; default 30m */
+	int64_t confirm_persist_ms;/* a fire alarm still on after this is confirmed; default 60s */
+
+	/* [escalation]: per hazard class, the times (from the start of the
+	 * wait for a dispatch) at which levels 1, 2, 3 are reached. */
+	struct fg_conf_tiers {
+		char **list;           /* as written */
+		size_t n_list;
+		int64_t ms[3];         /* parsed, strictly increasing */
+		size_t n;
+	} esc_fire, esc_fire_elderly, esc_ebike, esc_fire_lane, esc_device_health;
+	int64_t fire_lane_hold_ms;          /* report a blocked fire lane only after; default 30m */
+	int64_t fire_lane_resolve_within_ms;/* after the report, resolve within (else overdue); 48h */
 };
 
 /*
