@@ -308,6 +308,22 @@ _Static_assert(offsetof(struct fg_conf_client, n_allow) ==
                offsetof(struct fg_conf_client, allow) + sizeof(char **),
                "K_LIST keeps its count right after the array");
 
+#define G(f) offsetof(struct fg_conf_gb26875, f)
+static const struct conf_key gb26875_keys[] = {
+	{ .o = { "listen", FG_OPT_STRING, NULL, G(listen),
+	    "TCP address the transmitters connect to: ADDR:PORT or [IPV6]:PORT", 0, 0 },
+	  .flags = K_REQUIRED, .check = check_listen, .example = "0.0.0.0:5000" },
+	{ .o = { "offline_after", FG_OPT_DURATION, "10m", G(offline_after_ms),
+	    "A transmitter silent this long goes offline (0 = never); counted from start-up for "
+	    "those known before", 0, 7 * T_DAY } },
+	{ .o = { "checksum", FG_OPT_BOOL, "true", G(checksum),
+	    "Verify frame checksums; a bad frame is counted, not confirmed, and the stream "
+	    "resynchronised on the next '@@'", 0, 0 } },
+	{ .o = { "max_connections", FG_OPT_INT, "64", G(max_connections),
+	    "Transmitters connected at once; more are refused", 1, 4096 } },
+};
+#undef G
+
 /* Sources and sinks both begin with these two fields. */
 struct named_head {
 	char *name;
@@ -315,7 +331,8 @@ struct named_head {
 };
 _Static_assert(offsetof(struct fg_conf_source, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_sink, line) == offsetof(struct named_head, line) &&
-               offsetof(struct fg_conf_client, line) == offsetof(struct named_head, line),
+               offsetof(struct fg_conf_client, line) == offsetof(struct named_head, line) &&
+               offsetof(struct fg_conf_gb26875, line) == offsetof(struct named_head, line),
                "named sections start with name and line");
 
 struct loader;
@@ -352,6 +369,7 @@ FITS(api_keys);
 FITS(client_keys);
 FITS(incidents_keys);
 FITS(escalation_keys);
+FITS(gb26875_keys);
 #define NAMED(type, arr, cnt) true, offsetof(struct fg_conf, arr), \
 	offsetof(struct fg_conf, cnt), sizeof(type)
 static const struct conf_section sections[] = {
@@ -386,6 +404,13 @@ static const struct conf_section sections[] = {
 	  "# the small grid, then medium grid, large grid, fire brigade duty desk.  Each\n"
 	  "# hazard class lists up to three times, counted from the start of the wait\n"
 	  "# (docs/lifecycle.md).\n", NULL, false },
+	{ "gb26875", TABLE(gb26875_keys), NAMED(struct fg_conf_gb26875, gb26875, n_gb26875), false,
+	  NULL,
+	  "# [gb26875 NAME]: a TCP listener for GB/T 26875.3-2011 user information transmission\n"
+	  "# devices (UITDs); any number.  Every data frame is confirmed after it is stored.\n"
+	  "# Frames go to the [source] whose topics match gb26875/NAME/<transmitter address>\n"
+	  "# (plugin = gb26875, topics = gb26875/NAME/#).\n",
+	  "uitd", true },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -1201,6 +1226,25 @@ static void finish_sink(struct loader *l, struct cursec *sec)
 		sec_error(l, key_line(l, sec, "retry_min"), "retry_min", "must not exceed retry_max");
 }
 
+/* Every [gb26875] listener needs a source for its frames. */
+static void check_gb26875_sources(struct loader *l)
+{
+	const struct fg_conf *c = l->conf;
+	for (size_t i = 0; i < c->n_gb26875; i++) {
+		const struct fg_conf_gb26875 *g = &c->gb26875[i];
+		char topic[NAME_MAX_LEN + 32], label[NAME_MAX_LEN + 16];
+		bool found = false;
+		snprintf(topic, sizeof(topic), "gb26875/%s/000000000000", g->name);
+		for (size_t s = 0; s < c->n_sources && !found; s++)
+			for (size_t t = 0; t < c->sources[s].n_topics && !found; t++)
+				mosquitto_topic_matches_sub(c->sources[s].topics[t], topic, &found);
+		snprintf(label, sizeof(label), "[gb26875 %s]", g->name);
+		if (!found)
+			conf_error(l, g->line, label, NULL, "no [source] takes its frames; add one with "
+			           "plugin = gb26875 and topics = gb26875/%s/#", g->name);
+	}
+}
+
 /* Values derived from others once everything is read. */
 static int finish_conf(struct fg_conf *c)
 {
@@ -1251,6 +1295,7 @@ static int load_text(const char *name, const char *text, size_t len, struct fg_c
 			close_section(&l);
 		}
 	}
+	check_gb26875_sources(&l);
 	if (finish_conf(l.conf) < 0)
 		l.oom = true;
 out:
@@ -1338,7 +1383,9 @@ void fg_conf_free(struct fg_conf *conf)
 /* The documented default config                                             */
 /* ------------------------------------------------------------------------ */
 
-static void write_key(FILE *f, const struct conf_key *k)
+/* `commented`: the section is an example; its required keys stay commented
+ * out too, or they would land in the section above. */
+static void write_key(FILE *f, const struct conf_key *k, bool commented)
 {
 	char type[112], names[96];
 
@@ -1361,8 +1408,8 @@ static void write_key(FILE *f, const struct conf_key *k)
 	fprintf(f, "\n");
 
 	if (k->flags & K_REQUIRED)
-		fprintf(f, "%s%s = %s\n", k->o.key, (k->flags & K_SECRET) ? "_file" : "",
-		        k->example ? k->example : "");
+		fprintf(f, "%s%s%s = %s\n", commented ? "#" : "", k->o.key,
+		        (k->flags & K_SECRET) ? "_file" : "", k->example ? k->example : "");
 	else
 		fprintf(f, "#%s =%s%s\n", k->o.key, k->o.default_value ? " " : "",
 		        k->o.default_value ? k->o.default_value : "");
@@ -1385,6 +1432,6 @@ void fg_conf_write_defaults(FILE *f)
 		fprintf(f, "\n%s%s[%s%s%s]\n", def->doc, def->example_commented ? "#" : "", def->name,
 		        def->named ? " " : "", def->named ? def->example_name : "");
 		for (size_t j = 0; j < def->n_keys; j++)
-			write_key(f, &def->keys[j]);
+			write_key(f, &def->keys[j], def->example_commented);
 	}
 }

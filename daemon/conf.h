@@ -10,6 +10,7 @@
  *                     later against the plugin's option table
  *   [sink NAME]       a webhook receiver (one or more)
  *   [api]             the HTTP server (ops-center API, health, metrics)
+ *   [gb26875 NAME] a TCP listener for GB/T 26875.3 transmitters (UITDs)
  *   [client NAME]     an API client: its credentials and what it may do
  *   [incidents]       the incident lifecycle: reopening, double knock, ...
  *   [escalation]      the three-tier grid: timers per hazard class
@@ -111,6 +112,17 @@ struct fg_conf_client {
 	size_t n_allow;
 };
 
+/* [gb26875 NAME]: a TCP listener for GB/T 26875.3 transmitters (gb26875.h).
+ * Frames go to the sources whose topics match gb26875/NAME/<transmitter>. */
+struct fg_conf_gb26875 {
+	char *name;                /* from "[gb26875 NAME]" */
+	int line;
+	char *listen;              /* "ADDR:PORT" / "[V6]:PORT" (required) */
+	int64_t offline_after_ms;  /* silence before offline; default 10m, 0 = never */
+	int checksum;              /* verify frame checksums; default 1 */
+	int64_t max_connections;   /* default 64 */
+};
+
 struct fg_conf {
 	char *path;                /* file it was loaded from */
 
@@ -182,6 +194,9 @@ struct fg_conf {
 	} esc_fire, esc_fire_elderly, esc_ebike, esc_fire_lane, esc_device_health;
 	int64_t fire_lane_hold_ms;          /* report a blocked fire lane only after; default 30m */
 	int64_t fire_lane_resolve_within_ms;/* after the report, resolve within (else overdue); 48h */
+
+	struct fg_conf_gb26875 *gb26875;
+	size_t n_gb26875;
 };
 
 /*

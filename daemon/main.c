@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 #include "api.h"
+#include "gb26875.h"
 #include "conf.h"
 #include "escalate.h"
 #include "fg_config.h"
@@ -57,12 +58,14 @@ struct daemon {
 	fg_webhook *wh;
 	fg_mqtt *mqtt;
 	fg_http *http;               /* NULL when [api] enabled = false */
+	fg_gb26875 *gb26875;         /* GB/T 26875.3 listeners; NULL without any */
 	fg_api *api;
 	fg_escalate *esc;            /* the deadline timer */
 	int64_t connects;            /* MQTT connects seen by on_msg */
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
+	uv_timer_t lazy_commit;
 	uv_timer_t housekeeping;
 	uv_timer_t watchdog;
 	unsigned ticks;
@@ -98,15 +101,35 @@ static void on_delivered(void *data, const struct fg_outbox_row *row, long statu
 		        (long long)row->incident_id, fg_strerror(r));
 }
 
-/* Group commit for everything that is not MQTT (webhook outcomes, state
- * written by timers): once per loop iteration, after the poll phase. */
+static void commit_now(struct daemon *d)
+{
+	int r = fg_store_commit(d->st);
+	if (r < 0)
+		fg_err("store", "commit failed err=\"%s\"", fg_strerror(r));
+}
+
+static void lazy_commit_cb(uv_timer_t *t)
+{
+	commit_now(t->data);
+}
+
+/* Group commit for everything that is not MQTT (its batches commit before
+ * their PUBACKs): after the poll phase of each loop iteration.  New outbox
+ * rows commit at once; a transaction holding only delivery outcomes and
+ * counters waits up to FG_STORE_LAZY_COMMIT_MS to share one fsync with
+ * what comes next (see store.h). */
 static void commit_check_cb(uv_check_t *h)
 {
 	struct daemon *d = h->data;
-	if (fg_store_in_txn(d->st)) {
-		int r = fg_store_commit(d->st);
-		if (r < 0)
-			fg_err("store", "commit failed err=\"%s\"", fg_strerror(r));
+	if (!fg_store_in_txn(d->st))
+		return;
+	int64_t age = fg_store_txn_age_ms(d->st);
+	if (fg_store_txn_urgent(d->st) || age >= FG_STORE_LAZY_COMMIT_MS || d->stopping) {
+		uv_timer_stop(&d->lazy_commit);
+		commit_now(d);
+	} else if (!uv_is_active((uv_handle_t *)&d->lazy_commit)) {
+		uv_timer_start(&d->lazy_commit, lazy_commit_cb,
+		               (uint64_t)(FG_STORE_LAZY_COMMIT_MS - age), 0);
 	}
 }
 
@@ -189,14 +212,29 @@ static int start_api(struct daemon *d)
 	return r;
 }
 
+/* GB/T 26875.3 listeners ([gb26875 NAME]); frames go the way of MQTT
+ * messages.  The module logs which listener failed. */
+static int start_gb26875(struct daemon *d)
+{
+	return fg_gb26875_new(&d->loop, d->conf, d->st, on_msg, d, &d->gb26875);
+}
+
+static void stop_gb26875(struct daemon *d)
+{
+	fg_gb26875_close(d->gb26875, NULL, NULL);    /* NULL-safe; frees itself */
+	d->gb26875 = NULL;
+}
+
 static void close_handles(struct daemon *d)
 {
+	stop_gb26875(d);
 	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
 	fg_escalate_close(d->esc, NULL, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
 	uv_close((uv_handle_t *)&d->commit_check, NULL);
+	uv_close((uv_handle_t *)&d->lazy_commit, NULL);
 	uv_close((uv_handle_t *)&d->housekeeping, NULL);
 	uv_close((uv_handle_t *)&d->watchdog, NULL);
 }
@@ -244,6 +282,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	notify("STOPPING=1");
 	fg_info("main", "stopping signal=%s", strsignal(signum));
 	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
+	stop_gb26875(d);
 	if (d->restarting)
 		return;         /* mqtt_closed_cb sees d->stopping */
 	stop_mqtt(d);
@@ -281,6 +320,7 @@ static void reload_cb(uv_signal_t *h, int signum)
 	fg_ingest_free(d->ing);
 	d->ing = ning;
 	fg_log_set_level(nc->log_level);
+	bool gb_same = fg_gb26875_conf_equal(d->conf, nc);
 	r = fg_webhook_set_conf(d->wh, nc);
 	if (r < 0)
 		fg_err("main", "webhook sinks not reloaded err=\"%s\"", fg_strerror(r));
@@ -295,6 +335,13 @@ static void reload_cb(uv_signal_t *h, int signum)
 		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
 	else if (r > 0)
 		fg_warn("main", "API listen addresses take effect at the next restart");
+	if (!gb_same) {
+		/* The new listeners rebuild their supervision from the store. */
+		stop_gb26875(d);
+		if (start_gb26875(d) < 0)
+			fg_err("main", "GB/T 26875 listeners not running after the reload; fix the "
+			       "config and reload again");
+	}
 	stop_mqtt(d);        /* mqtt_closed_cb starts it again with nc */
 	notify("READY=1");
 }
@@ -426,6 +473,8 @@ int main(int argc, char **argv)
 	uv_check_init(&d.loop, &d.commit_check);
 	d.commit_check.data = &d;
 	uv_check_start(&d.commit_check, commit_check_cb);
+	uv_timer_init(&d.loop, &d.lazy_commit);
+	d.lazy_commit.data = &d;
 	uv_timer_init(&d.loop, &d.housekeeping);
 	d.housekeeping.data = &d;
 	uv_timer_start(&d.housekeeping, housekeeping_cb, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
@@ -450,6 +499,8 @@ int main(int argc, char **argv)
 			r = start_api(&d);
 		if (r == 0)
 			r = start_mqtt(&d);
+		if (r == 0)
+			r = start_gb26875(&d);
 	}
 	if (r < 0 && d.wh) {
 		d.stopping = true;
