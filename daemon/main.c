@@ -65,6 +65,7 @@ struct daemon {
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
 	uv_timer_t housekeeping;
+	uv_timer_t plugin_tick;      /* plugins' time-driven checks (fg_plugin.tick) */
 	uv_timer_t watchdog;
 	unsigned ticks;
 
@@ -128,6 +129,13 @@ static void housekeeping_cb(uv_timer_t *t)
 	fg_metrics_each(flush_metric_cb, d);
 	notify("STATUS=outbox=%lld mqtt=%s", (long long)depth,
 	       fg_mqtt_connected(d->mqtt) ? "connected" : "disconnected");
+}
+
+static void plugin_tick_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	if (!d->stopping)
+		fg_ingest_tick(d->ing, fg_mono_ms());
 }
 
 static void watchdog_cb(uv_timer_t *t)
@@ -205,6 +213,7 @@ static void close_handles(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sighup, NULL);
 	uv_close((uv_handle_t *)&d->commit_check, NULL);
 	uv_close((uv_handle_t *)&d->housekeeping, NULL);
+	uv_close((uv_handle_t *)&d->plugin_tick, NULL);
 	uv_close((uv_handle_t *)&d->watchdog, NULL);
 }
 
@@ -445,6 +454,9 @@ int main(int argc, char **argv)
 	uv_timer_init(&d.loop, &d.housekeeping);
 	d.housekeeping.data = &d;
 	uv_timer_start(&d.housekeeping, housekeeping_cb, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+	uv_timer_init(&d.loop, &d.plugin_tick);
+	d.plugin_tick.data = &d;
+	uv_timer_start(&d.plugin_tick, plugin_tick_cb, 1000, 1000);
 	uv_timer_init(&d.loop, &d.watchdog);
 	uint64_t wd_usec = (uint64_t)d.conf->watchdog_ms * 1000;
 #if HAVE_SYSTEMD
