@@ -15,7 +15,6 @@ struct fg_ingest {
 	fg_incidents *inc;
 	fg_source_inst **inst;
 	size_t n_inst;
-	int64_t *next_tick_ms;       /* per instance, monotonic; 0 = not yet */
 };
 
 static struct fg_ratelimit decode_rl = FG_RATELIMIT_INIT(10000, 20);
@@ -80,45 +79,6 @@ static bool topic_matches(const struct fg_conf_source *src, const char *topic)
 	return false;
 }
 
-/* Count and log what a plugin call (decode or tick) came to. */
-static void decode_outcome(const struct fg_conf_source *src, const struct fg_msg *msg, int r,
-                           const char *reason, unsigned rejected)
-{
-	if (rejected)
-		fg_metrics_add("firegrid_events_rejected_total", "source", src->name, rejected);
-	if (r >= 0)
-		return;
-	char why[256];
-	/* key="value" logs: keep the plugin's quotes from ending the value */
-	snprintf(why, sizeof(why), "%s", reason ? reason : "");
-	for (char *q = why; *q; q++)
-		if (*q == '"')
-			*q = '\'';
-	fg_metrics_inc("firegrid_decode_errors_total", "source", src->name);
-	fg_log_rl(&decode_rl, FG_LOG_WARN, "ingest",
-	          "cannot decode source=%s plugin=%s topic=%s bytes=%zu err=\"%s\" reason=\"%s\"",
-	          src->name, src->plugin, msg ? msg->topic : "(tick)", msg ? msg->len : 0,
-	          fg_strerror(r), why);
-}
-
-void fg_ingest_tick(fg_ingest *ing, int64_t mono_ms)
-{
-	for (size_t i = 0; ing && i < ing->n_inst; i++) {
-		int64_t every = fg_source_inst_tick_interval(ing->inst[i]);
-		if (!every)
-			continue;
-		if (!ing->next_tick_ms[i])
-			ing->next_tick_ms[i] = mono_ms + every;    /* first one after a full interval */
-		if (mono_ms < ing->next_tick_ms[i])
-			continue;
-		ing->next_tick_ms[i] = mono_ms + every;
-		const char *reason = NULL;
-		unsigned rejected = 0;
-		int r = fg_source_inst_tick(ing->inst[i], emit_cb, ing, &reason, &rejected);
-		decode_outcome(fg_source_inst_conf(ing->inst[i]), NULL, r, reason, rejected);
-	}
-}
-
 void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg)
 {
 	bool matched = false;
@@ -136,7 +96,20 @@ void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg)
 		const char *reason = NULL;
 		unsigned rejected = 0;
 		int r = fg_source_inst_decode(ing->inst[i], &m, emit_cb, ing, &reason, &rejected);
-		decode_outcome(src, msg, r, reason, rejected);
+		if (rejected)
+			fg_metrics_add("firegrid_events_rejected_total", "source", src->name, rejected);
+		if (r < 0) {
+			char why[256];
+			/* key="value" logs: keep the plugin's quotes from ending the value */
+			snprintf(why, sizeof(why), "%s", reason ? reason : "");
+			for (char *q = why; *q; q++)
+				if (*q == '"')
+					*q = '\'';
+			fg_metrics_inc("firegrid_decode_errors_total", "source", src->name);
+			fg_log_rl(&decode_rl, FG_LOG_WARN, "ingest",
+			          "cannot decode source=%s plugin=%s topic=%s bytes=%zu err=\"%s\" reason=\"%s\"",
+			          src->name, src->plugin, msg->topic, msg->len, fg_strerror(r), why);
+		}
 	}
 	if (!matched) {
 		fg_metrics_inc("firegrid_unmatched_total", NULL, NULL);
@@ -167,10 +140,7 @@ int fg_ingest_new(const struct fg_conf *conf, fg_plugin_host *host, fg_store *st
 	ing->st = st;
 	ing->inc = inc;
 	ing->inst = calloc(conf->n_sources ? conf->n_sources : 1, sizeof(*ing->inst));
-	ing->next_tick_ms = calloc(conf->n_sources ? conf->n_sources : 1, sizeof(int64_t));
-	if (!ing->inst || !ing->next_tick_ms) {
-		free(ing->inst);
-		free(ing->next_tick_ms);
+	if (!ing->inst) {
 		free(ing);
 		return -ENOMEM;
 	}
@@ -214,6 +184,5 @@ void fg_ingest_free(fg_ingest *ing)
 	for (size_t i = 0; i < ing->n_inst; i++)
 		fg_source_inst_free(ing->inst[i]);
 	free(ing->inst);
-	free(ing->next_tick_ms);
 	free(ing);
 }

@@ -24,9 +24,4 @@ void fg_ingest_free(fg_ingest *ing);
 /* One message (any transport). */
 void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg);
 
-/* Run the plugins' time-driven checks that are due (fg_plugin.tick); call
- * it about once a second with fg_mono_ms().  Their events take the same way
- * as a message's.  NULL-safe. */
-void fg_ingest_tick(fg_ingest *ing, int64_t mono_ms);
-
 #endif

@@ -66,7 +66,6 @@ struct daemon {
 	uv_check_t commit_check;
 	uv_timer_t lazy_commit;
 	uv_timer_t housekeeping;
-	uv_timer_t plugin_tick;      /* plugins' time-driven checks (fg_plugin.tick) */
 	uv_timer_t watchdog;
 	unsigned ticks;
 
@@ -152,13 +151,6 @@ static void housekeeping_cb(uv_timer_t *t)
 	       fg_mqtt_connected(d->mqtt) ? "connected" : "disconnected");
 }
 
-static void plugin_tick_cb(uv_timer_t *t)
-{
-	struct daemon *d = t->data;
-	if (!d->stopping)
-		fg_ingest_tick(d->ing, fg_mono_ms());
-}
-
 static void watchdog_cb(uv_timer_t *t)
 {
 	notify("WATCHDOG=1");
@@ -235,7 +227,6 @@ static void close_handles(struct daemon *d)
 	uv_close((uv_handle_t *)&d->commit_check, NULL);
 	uv_close((uv_handle_t *)&d->lazy_commit, NULL);
 	uv_close((uv_handle_t *)&d->housekeeping, NULL);
-	uv_close((uv_handle_t *)&d->plugin_tick, NULL);
 	uv_close((uv_handle_t *)&d->watchdog, NULL);
 }
 
@@ -478,9 +469,6 @@ int main(int argc, char **argv)
 	uv_timer_init(&d.loop, &d.housekeeping);
 	d.housekeeping.data = &d;
 	uv_timer_start(&d.housekeeping, housekeeping_cb, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
-	uv_timer_init(&d.loop, &d.plugin_tick);
-	d.plugin_tick.data = &d;
-	uv_timer_start(&d.plugin_tick, plugin_tick_cb, 1000, 1000);
 	uv_timer_init(&d.loop, &d.watchdog);
 	uint64_t wd_usec = (uint64_t)d.conf->watchdog_ms * 1000;
 #if HAVE_SYSTEMD

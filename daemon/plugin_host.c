@@ -712,26 +712,6 @@ static int64_t host_now_ms(fg_decode_ctx *ctx)
 	return ctx ? inst_now(ctx->si) : fg_now_ms();
 }
 
-static int host_state_each(fg_decode_ctx *ctx, const char *key,
-                           int (*cb)(void *data, const char *device, const char *value),
-                           void *data)
-{
-	if (!ctx || !key || !cb)
-		return -EINVAL;
-	const struct state_table *t = &ctx->si->state;
-	int calls = 0;
-	for (size_t i = 0; i < t->nbuckets; i++)
-		for (const struct state_entry *e = t->buckets[i]; e; e = e->next) {
-			size_t dlen = strlen(e->k);
-			if (strcmp(e->k + dlen + 1, key) != 0)
-				continue;
-			calls++;
-			if (cb(data, e->k, e->value))
-				return calls;
-		}
-	return calls;
-}
-
 static const struct fg_host host_vtable = {
 	.struct_size = sizeof(struct fg_host),
 	.abi_major = FG_PLUGIN_ABI_MAJOR,
@@ -741,7 +721,6 @@ static const struct fg_host host_vtable = {
 	.state_get = host_state_get,
 	.state_set = host_state_set,
 	.now_ms = host_now_ms,
-	.state_each = host_state_each,
 };
 
 /* Append one "path:line: [source NAME] key: reason" line to the error text. */
@@ -905,10 +884,8 @@ void fg_source_inst_set_now(fg_source_inst *si, int64_t now_ms)
 	si->now_ms = now_ms;
 }
 
-/* One call into the plugin (decode, or tick when tick is true) with a
- * fresh context; see fg_source_inst_decode(). */
-static int call_plugin(fg_source_inst *si, const struct fg_msg *msg, bool tick, fg_emit_cb cb,
-                       void *data, const char **reason, unsigned *ret_rejected)
+int fg_source_inst_decode(fg_source_inst *si, const struct fg_msg *msg, fg_emit_cb cb,
+                          void *data, const char **reason, unsigned *ret_rejected)
 {
 	struct fg_msg m = *msg;
 	if (!m.topic)
@@ -922,7 +899,7 @@ static int call_plugin(fg_source_inst *si, const struct fg_msg *msg, bool tick, 
 	struct fg_decode_ctx ctx = { .si = si, .msg = &m, .cb = cb, .cb_data = data };
 	si->reason[0] = '\0';
 
-	int r = tick ? si->plugin->tick(si->pstate, &ctx) : si->plugin->decode(si->pstate, &m, &ctx);
+	int r = si->plugin->decode(si->pstate, &m, &ctx);
 	if (ret_rejected)
 		*ret_rejected = ctx.rejected;
 	if (r >= 0)
@@ -933,33 +910,6 @@ static int call_plugin(fg_source_inst *si, const struct fg_msg *msg, bool tick, 
 	if (reason)
 		*reason = si->reason;
 	return r;
-}
-
-int fg_source_inst_decode(fg_source_inst *si, const struct fg_msg *msg, fg_emit_cb cb,
-                          void *data, const char **reason, unsigned *ret_rejected)
-{
-	return call_plugin(si, msg, false, cb, data, reason, ret_rejected);
-}
-
-int64_t fg_source_inst_tick_interval(fg_source_inst *si)
-{
-	const struct fg_plugin *p = si->plugin;
-	if (p->struct_size < offsetof(struct fg_plugin, tick) + sizeof(p->tick) || !p->tick ||
-	    p->tick_interval_ms <= 0)
-		return 0;
-	return p->tick_interval_ms < 1000 ? 1000 : p->tick_interval_ms;
-}
-
-int fg_source_inst_tick(fg_source_inst *si, fg_emit_cb cb, void *data, const char **reason,
-                        unsigned *ret_rejected)
-{
-	if (!fg_source_inst_tick_interval(si)) {
-		if (ret_rejected)
-			*ret_rejected = 0;
-		return 0;
-	}
-	struct fg_msg m = { .struct_size = sizeof(m), .transport = "timer", .topic = "" };
-	return call_plugin(si, &m, true, cb, data, reason, ret_rejected);
 }
 
 char *fg_ev_to_json_line(const struct fg_ev *ev)

@@ -107,16 +107,6 @@ int fg_source_inst_decode(fg_source_inst *si, const struct fg_msg *msg,
                           fg_emit_cb cb, void *data,
                           const char **reason, unsigned *ret_rejected);
 
-/*
- * Time-driven checks (fg_plugin.tick, appended after v1).  The interval the
- * plugin asks for (at least 1 s), or 0 when it has no tick.  tick() runs
- * like a decode of an empty message (transport "timer", topic ""), with the
- * same return values; without a tick it returns 0 at once.
- */
-int64_t fg_source_inst_tick_interval(fg_source_inst *si);
-int fg_source_inst_tick(fg_source_inst *si, fg_emit_cb cb, void *data, const char **reason,
-                        unsigned *ret_rejected);
-
 /* JSON-lines form of an event as printed by `firegridctl decode`:
  * {"device":..,"kind":..,"severity":..,["value":..,"unit":..],
  *  ["clears":..],["device_time":..],["attrs":{..}]} — malloc'd, no newline;

@@ -12,10 +12,6 @@
  * member KEY of a JSON object (the corpus's binary samples keep their frames
  * in "frame_hex" / "payload_hex"); whitespace between digits is skipped and
  * "--hex=" goes back to raw files.
- *
- * --tick TIME (in the stream, like a file) sets the plugin's clock to TIME
- * and runs its time-driven check (fg_plugin.tick) as the daemon would; the
- * clock stays there for the files after it.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -36,7 +32,6 @@ struct job {
 	const char *path;
 	const char *topic;
 	const char *hex;           /* NULL raw, "-" hex text, else a JSON member */
-	const char *tick;          /* not a file: a tick at this time (ISO-8601) */
 	struct fg_header *headers;
 	size_t n_headers;
 };
@@ -59,12 +54,11 @@ static void decode_usage(FILE *f)
 	fputs("usage: firegridctl decode --plugin NAME [--plugin-dir DIR] [--source NAME]\n"
 	      "                          [--option KEY=VALUE]... [--now ISO-8601]\n"
 	      "                          [--topic TOPIC] [--header 'Name: value']\n"
-	      "                          [--hex -|KEY] [--tick ISO-8601] FILE...\n"
+	      "                          [--hex -|KEY] FILE...\n"
 	      "  Runs the files in order as one message stream through the plugin and prints\n"
 	      "  one JSON line per event.  --topic, --header and --hex apply to the files after\n"
 	      "  them; --hex - reads a file as hex digits, --hex KEY the hex string member KEY\n"
-	      "  of a JSON file (binary samples), --hex= raw files again; --tick runs the\n"
-	      "  plugin's time-driven check at that time (the clock stays there);\n"
+	      "  of a JSON file (binary samples), --hex= raw files again;\n"
 	      "  --plugin-dir loads the plugin's module from DIR (DIR/NAME.so or\n"
 	      "  DIR/NAME/NAME.so) in preference to the built-in one.\n", f);
 }
@@ -202,12 +196,12 @@ static int add_job(struct decode_args *a, const char *path, const char *topic,
 }
 
 enum decode_flag { F_PLUGIN, F_PLUGIN_DIR, F_SOURCE, F_NOW, F_TOPIC, F_OPTION, F_HEADER, F_HEX,
-                   F_TICK, F__N };
+                   F__N };
 
 static const char *const decode_flags[F__N] = {
 	[F_PLUGIN] = "--plugin", [F_PLUGIN_DIR] = "--plugin-dir", [F_SOURCE] = "--source",
 	[F_NOW] = "--now", [F_TOPIC] = "--topic", [F_OPTION] = "--option", [F_HEADER] = "--header",
-	[F_HEX] = "--hex", [F_TICK] = "--tick",
+	[F_HEX] = "--hex",
 };
 
 static int parse_args(int argc, char **argv, struct decode_args *a)
@@ -244,9 +238,6 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 			topic = v;
 		} else if (f == F_HEX) {
 			hex = v[0] ? v : NULL;
-		} else if (f == F_TICK) {
-			if ((r = add_job(a, NULL, topic, NULL, NULL, 0)) == 0)
-				a->jobs[a->n_jobs - 1].tick = v;
 		} else {
 			const char **dst[] = { [F_PLUGIN] = &a->plugin, [F_PLUGIN_DIR] = &a->plugin_dir,
 			                       [F_SOURCE] = &a->source, [F_NOW] = &a->now };
@@ -400,14 +391,7 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		decode_args_free(&a);
 		return 2;
 	}
-	int64_t now_ms = 0, tick_ms;
-	for (size_t i = 0; i < a.n_jobs; i++)
-		if (a.jobs[i].tick && fg_time_parse_iso(a.jobs[i].tick, &tick_ms) < 0) {
-			fprintf(stderr, "firegridctl decode: --tick wants an ISO-8601 time like "
-			        "2025-03-14T09:00:00Z, got '%s'\n", a.jobs[i].tick);
-			decode_args_free(&a);
-			return 2;
-		}
+	int64_t now_ms = 0;
 	if (a.now && fg_time_parse_iso(a.now, &now_ms) < 0) {
 		fprintf(stderr, "firegridctl decode: --now wants an ISO-8601 time like "
 		        "2025-03-14T09:00:00Z, got '%s'\n", a.now);
@@ -455,26 +439,9 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		fg_source_inst_set_now(si, now_ms);
 
 	ret = 0;
-	for (size_t i = 0; i < a.n_jobs; i++) {
-		const struct job *j = &a.jobs[i];
-		if (!j->tick) {
-			if (decode_file(si, j, "file", now_ms) < 0)
-				ret = 1;
-			continue;
-		}
-		/* The clock moves to the tick's time and stays there. */
-		fg_time_parse_iso(j->tick, &now_ms);
-		fg_source_inst_set_now(si, now_ms);
-		const char *reason = NULL;
-		unsigned rejected = 0;
-		int tr = fg_source_inst_tick(si, print_event_cb, stdout, &reason, &rejected);
-		fflush(stdout);
-		if (tr < 0 || rejected) {
-			fprintf(stderr, "tick %s: %s\n", j->tick, tr < 0 && reason ? reason
-			        : "event(s) failed validation");
+	for (size_t i = 0; i < a.n_jobs; i++)
+		if (decode_file(si, &a.jobs[i], "file", now_ms) < 0)
 			ret = 1;
-		}
-	}
 out:
 	fg_source_inst_free(si);
 	fg_plugin_host_free(host);

@@ -19,9 +19,6 @@
  * event (alarm_test), never alarm:true.  These detectors deep-sleep: their
  * Last Will flips to false after every wake-up, so `online:false` from a
  * sleeper is not an offline alarm; only mains-powered devices get one.
- * Sleepers are supervised by their wake-ups instead (tick): one that has
- * not been heard of for its sys.wakeup_period plus wakeup_grace is offline
- * until it speaks again.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -44,8 +41,6 @@ struct shelly_config {
 	const char *gen1_prefix;
 	int64_t battery_low_percent;
 	const char *sleeping_models;
-	int64_t wakeup_period_ms;
-	int64_t wakeup_grace_ms;
 };
 
 static const struct fg_option shelly_options[] = {
@@ -60,19 +55,12 @@ static const struct fg_option shelly_options[] = {
 	  offsetof(struct shelly_config, sleeping_models),
 	  "device id prefixes of battery devices that deep-sleep: their online=false is "
 	  "routine, not an offline alarm (devices reporting sys.wakeup_period count too)", 0, 0 },
-	{ "wakeup_period", FG_OPT_DURATION, "24h", offsetof(struct shelly_config, wakeup_period_ms),
-	  "how often a sleeper wakes up when it has not reported sys.wakeup_period itself "
-	  "(the Plus Smoke's default is 24h)", 1000, 30 * 86400000.0 },
-	{ "wakeup_grace", FG_OPT_DURATION, "1h", offsetof(struct shelly_config, wakeup_grace_ms),
-	  "a sleeper not heard of for its wakeup period plus this is offline (0 = no "
-	  "supervision)", 0, 7 * 86400000.0 },
 	FG_OPTION_END
 };
 
 struct shelly {
 	const struct fg_host *host;
 	const struct shelly_config *cfg;
-	int64_t started_ms;           /* first tick: the gateway's own down time is no one's fault */
 };
 
 static int shelly_init(const struct fg_host *host, const void *config, void **ret_state)
@@ -178,32 +166,6 @@ static void battery_transition(struct shelly *s, fg_decode_ctx *ctx, const char 
 	};
 	s->host->emit(ctx, &ev);
 	free(attrs);
-}
-
-static bool is_sleeper(struct shelly *s, fg_decode_ctx *ctx, const char *device)
-{
-	const char *wp = s->host->state_get(ctx, device, "wakeup_period");
-	return (wp && atoll(wp) > 0) || pu_list_has(s->cfg->sleeping_models, device, 1);
-}
-
-/*
- * A message from `device`: a sleeper's wake-up is remembered for the
- * supervision, and one reported missing is back.
- */
-static void heard(struct shelly *s, fg_decode_ctx *ctx, const struct fg_msg *msg,
-                  const char *device)
-{
-	const struct fg_host *h = s->host;
-	const char *avail = h->state_get(ctx, device, "avail");
-	if (avail && strcmp(avail, "missing") == 0) {
-		pu_emit(h, ctx, device, FG_KIND_ONLINE, FG_KIND_NONE, 0, "{\"reason\":\"woke up\"}");
-		h->state_set(ctx, device, "avail", "online");
-	}
-	if (s->cfg->wakeup_grace_ms > 0 && is_sleeper(s, ctx, device)) {
-		char ms[24];
-		snprintf(ms, sizeof(ms), "%lld", (long long)msg->recv_time_ms);
-		h->state_set(ctx, device, "seen", ms);
-	}
 }
 
 /* ---- Gen2 components ---------------------------------------------------- */
@@ -390,8 +352,6 @@ static int decode_rpc(struct shelly *s, const struct fg_msg *msg, fg_decode_ctx 
 		json_decref(root);
 		return -EPROTO;
 	}
-	if (status || event)
-		heard(s, ctx, msg, id);
 	r = status ? decode_status(s, ctx, id, params) : event ? decode_events(s, ctx, id, params) : 0;
 	json_decref(root);
 	return r;
@@ -411,10 +371,8 @@ static int decode_component_status(struct shelly *s, const struct fg_msg *msg,
 		              pu_json_type(root));
 		r = -EINVAL;
 	}
-	if (r == 0) {
-		heard(s, ctx, msg, prefix);
+	if (r == 0)
 		apply_component(s, ctx, prefix, comp, root, NULL, "status");
-	}
 	json_decref(root);
 	return r;
 }
@@ -437,6 +395,12 @@ static int parse_bool_text(struct shelly *s, const struct fg_msg *msg, fg_decode
 	return -EINVAL;
 }
 
+static bool is_sleeper(struct shelly *s, fg_decode_ctx *ctx, const char *device)
+{
+	const char *wp = s->host->state_get(ctx, device, "wakeup_period");
+	return (wp && atoll(wp) > 0) || pu_list_has(s->cfg->sleeping_models, device, 1);
+}
+
 /* The Last Will.  A sleeper's false is routine; other devices get offline
  * on a change to false and online when that offline ends. */
 static int decode_online(struct shelly *s, const struct fg_msg *msg, fg_decode_ctx *ctx,
@@ -445,7 +409,6 @@ static int decode_online(struct shelly *s, const struct fg_msg *msg, fg_decode_c
 	int online = parse_bool_text(s, msg, ctx, "online");
 	if (online < 0)
 		return online;
-	heard(s, ctx, msg, device);
 	const struct fg_host *h = s->host;
 	const char *prev = h->state_get(ctx, device, "avail");
 	bool was_offline = prev && strcmp(prev, "offline") == 0;
@@ -476,8 +439,6 @@ static int decode_gen1(struct shelly *s, const struct fg_msg *msg, fg_decode_ctx
 	const char *path = slash + 1;
 	if (strcmp(path, "online") == 0)
 		return decode_online(s, msg, ctx, device);
-	if (strncmp(path, "sensor/", 7) == 0)
-		heard(s, ctx, msg, device);
 	if (strcmp(path, "sensor/smoke") == 0) {
 		int alarm = parse_bool_text(s, msg, ctx, "sensor/smoke");
 		if (alarm < 0)
@@ -546,64 +507,6 @@ static int shelly_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *c
 	return decode_rpc(s, msg, ctx, prefix);
 }
 
-/* Sleepers whose last wake-up is more than their period plus the grace
- * ago (counted from the gateway's start at the earliest) are offline. */
-struct missing {
-	char (*dev)[520];
-	size_t n, cap;
-};
-
-static int collect_cb(void *data, const char *device, const char *value)
-{
-	struct missing *m = data;
-	(void)value;
-	if (strlen(device) >= sizeof(*m->dev))
-		return 0;
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 16;
-		char (*x)[520] = realloc(m->dev, cap * sizeof(*x));
-		if (!x)
-			return 1;
-		m->dev = x;
-		m->cap = cap;
-	}
-	snprintf(m->dev[m->n++], sizeof(*m->dev), "%s", device);
-	return 0;
-}
-
-static int shelly_tick(void *state, fg_decode_ctx *ctx)
-{
-	struct shelly *s = state;
-	const struct fg_host *h = s->host;
-	int64_t now = h->now_ms(ctx);
-	if (!s->started_ms)
-		s->started_ms = now;
-	if (s->cfg->wakeup_grace_ms <= 0 || !FG_HOST_HAS(h, state_each))
-		return 0;
-	struct missing m = { 0 };
-	h->state_each(ctx, "seen", collect_cb, &m);   /* state_set only after the walk */
-	for (size_t i = 0; i < m.n; i++) {
-		const char *dev = m.dev[i], *seen = h->state_get(ctx, dev, "seen");
-		const char *wp = h->state_get(ctx, dev, "wakeup_period");
-		const char *avail = h->state_get(ctx, dev, "avail");
-		int64_t period = wp && atoll(wp) > 0 ? atoll(wp) * 1000 : s->cfg->wakeup_period_ms;
-		int64_t last = seen ? atoll(seen) : 0;
-		if (last < s->started_ms)
-			last = s->started_ms;
-		if ((avail && strcmp(avail, "missing") == 0) ||
-		    now - last <= period + s->cfg->wakeup_grace_ms)
-			continue;
-		char attrs[160];
-		snprintf(attrs, sizeof(attrs), "{\"reason\":\"missed wake-up\",\"wakeup_period_s\":%lld,"
-		         "\"silent_s\":%lld}", (long long)(period / 1000),
-		         (long long)((now - (seen ? atoll(seen) : last)) / 1000));
-		pu_emit(h, ctx, dev, FG_KIND_OFFLINE, FG_KIND_NONE, 0, attrs);
-		h->state_set(ctx, dev, "avail", "missing");
-	}
-	free(m.dev);
-	return 0;
-}
-
 FG_PLUGIN_DEFINE(shelly,
 	.name = "shelly",
 	.version = "1.0",
@@ -612,6 +515,4 @@ FG_PLUGIN_DEFINE(shelly,
 	.config_size = sizeof(struct shelly_config),
 	.init = shelly_init,
 	.fini = shelly_fini,
-	.decode = shelly_decode,
-	.tick_interval_ms = 5000,
-	.tick = shelly_tick);
+	.decode = shelly_decode);

@@ -14,8 +14,6 @@ docs/plugins.md, "Golden tests"):
     hex frame_hex                   the files after it are hex text: "-" the whole
                                     file, KEY a JSON member (binary samples);
                                     "hex" alone: raw files again
-    tick 2025-03-16T09:00:00Z       run the plugin's time-driven check at that time
-                                    (the clock stays there for the files after it)
     file ../shared/corpus/...       a message, path relative to the repo root
     expect {"kind":"smoke"}         the next event (subset match, see below)
     expect nothing                  the whole stream yields no event
@@ -62,7 +60,7 @@ def parse_golden(path):
                 if "=" not in rest:
                     raise GoldenError("%s: option wants KEY=VALUE" % where)
                 spec["options"].append(rest)
-            elif word in ("topic", "header", "tick"):
+            elif word in ("topic", "header"):
                 spec["stream"].append(("--" + word, rest))
             elif word == "hex":
                 spec["stream"].append(("--hex=" + rest, None))

@@ -511,89 +511,6 @@ static void test_json_line(void)
 	free(s);
 }
 
-/* ---- time-driven checks (fg_plugin.tick, appended after v1) ------------------ */
-
-static const struct fg_host *tick_host;
-static int tick_calls;
-
-static int tick_init(const struct fg_host *host, const void *config, void **ret_state)
-{
-	tick_host = host;
-	return 0;
-}
-
-/* "seen" for every message's topic; tick reports each device with it. */
-static int tick_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx)
-{
-	return tick_host->state_set(ctx, msg->topic, "seen", "1");
-}
-
-static int count_cb(void *data, const char *device, const char *value)
-{
-	int *n = data;
-	(*n)++;
-	return strcmp(value, "1") != 0;   /* a wrong value stops the walk */
-}
-
-static int tick_tick(void *state, fg_decode_ctx *ctx)
-{
-	int n = 0;
-	tick_calls++;
-	if (!FG_HOST_HAS(tick_host, state_each))
-		return -ENOSYS;
-	CHECK(tick_host->state_each(ctx, "seen", count_cb, &n) == n);
-	CHECK(tick_host->state_each(ctx, "absent", count_cb, &n) == 0);
-	for (int i = 0; i < n; i++) {
-		struct fg_event ev = { .struct_size = sizeof(ev), .kind = FG_KIND_OFFLINE,
-		                       .severity = FG_SEV_WARNING, .device = "ticked" };
-		tick_host->emit(ctx, &ev);
-	}
-	return 0;
-}
-
-static void test_tick(void)
-{
-	static const struct fg_plugin with_tick = {
-		.abi_major = FG_PLUGIN_ABI_MAJOR, .struct_size = sizeof(struct fg_plugin),
-		.name = "ticker", .init = tick_init, .decode = tick_decode,
-		.tick_interval_ms = 200, .tick = tick_tick,
-	};
-	/* Built before the tick was appended: its struct_size ends at decode,
-	 * so the fields after it must never be read. */
-	static const struct fg_plugin v1_size = {
-		.abi_major = FG_PLUGIN_ABI_MAJOR,
-		.struct_size = offsetof(struct fg_plugin, decode) + sizeof(void (*)(void)),
-		.name = "old_ticker", .init = tick_init, .decode = tick_decode,
-		.tick_interval_ms = 1000, .tick = tick_tick,
-	};
-	fg_plugin_host *h;
-	char err[256], *errors = NULL;
-	struct fg_conf_source src, src2;
-	CHECK(fg_plugin_host_new(NULL, &h) == 0);
-	CHECK(fg_plugin_host_register(h, &with_tick, err, sizeof(err)) == 0);
-	CHECK(fg_plugin_host_register(h, &v1_size, err, sizeof(err)) == 0);
-	fg_source_inst *si = new_inst(h, "ticker", &src, &errors);
-	free(errors);
-	fg_source_inst *old = new_inst(h, "old_ticker", &src2, &errors);
-	free(errors);
-	CHECK(si && old);
-	if (!si || !old)
-		return;
-	CHECK(fg_source_inst_tick_interval(si) == 1000);     /* at least a second */
-	CHECK(fg_source_inst_tick_interval(old) == 0);
-	struct sink s = { 0 };
-	struct fg_msg a = make_msg("dev-a", "x"), b = make_msg("dev-b", "x");
-	fg_source_inst_decode(si, &a, sink_cb, &s, NULL, NULL);
-	fg_source_inst_decode(si, &b, sink_cb, &s, NULL, NULL);
-	CHECK(fg_source_inst_tick(si, sink_cb, &s, NULL, NULL) == 2 && tick_calls == 1);
-	CHECK(s.n == 2 && strcmp(s.last_topic, "") == 0);
-	CHECK_CONTAINS(s.lines[0], "\"device\":\"ticked\",\"kind\":\"offline\"");
-	CHECK(fg_source_inst_tick(old, sink_cb, &s, NULL, NULL) == 0 && tick_calls == 1);
-	fg_source_inst_free(si);
-	fg_source_inst_free(old);
-	fg_plugin_host_free(h);
-}
-
 int main(void)
 {
 	test_builtins();
@@ -604,7 +521,6 @@ int main(void)
 	test_emit_validation();
 	test_state();
 	test_json_line();
-	test_tick();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;

@@ -16,11 +16,7 @@
  *   or whose descriptor is smaller than the v1 descriptor, and it reads
  *   optional trailing fields only when struct_size says they are present.
  *   Plugins must likewise check fg_msg.struct_size / fg_host.struct_size
- *   before reading fields added after v1 (FG_HOST_HAS() does it).
- *
- *   Appended since v1 (no new major): fg_plugin.tick_interval_ms and
- *   fg_plugin.tick (time-driven checks, e.g. supervising devices that must
- *   report every N hours), and fg_host.state_each.
+ *   before reading fields added after v1 (none yet).
  *
  * Threading
  *   All plugin entry points are called on the host's loop thread, one call
@@ -194,23 +190,7 @@ struct fg_host {
 
 	/* Current wall-clock time, epoch ms (the decode tool may pin it). */
 	int64_t (*now_ms)(fg_decode_ctx *ctx);
-
-	/* ---- appended after v1: check FG_HOST_HAS(host, state_each) ---------- */
-
-	/*
-	 * Call cb(data, device, value) for every device of this instance that
-	 * has state `key` set (order unspecified), e.g. every device with a
-	 * reporting interval, from tick().  cb must not call state_set();
-	 * a non-zero return stops the walk.  Returns the number of calls.
-	 */
-	int (*state_each)(fg_decode_ctx *ctx, const char *key,
-	                  int (*cb)(void *data, const char *device, const char *value),
-	                  void *data);
 };
-
-/* Whether the host provides `field` (appended after v1). */
-#define FG_HOST_HAS(host, field)                                              \
-	((host)->struct_size >= offsetof(struct fg_host, field) + sizeof((host)->field))
 
 /* ------------------------------------------------------------------------ */
 /* Declarative options                                                       */
@@ -278,20 +258,6 @@ struct fg_plugin {
 	 * are kept.  Must never crash on any input.
 	 */
 	int (*decode)(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx);
-
-	/* ---- appended after v1 (read only when struct_size covers them) ----- */
-
-	/*
-	 * Time-driven checks.  When tick is set and tick_interval_ms > 0, the
-	 * daemon calls tick() about every tick_interval_ms (at least every
-	 * second) with a context like decode()'s whose message is empty (topic
-	 * "", transport "timer"): emit(), state and now_ms() work as usual.  Use
-	 * it for what no message will ever say, such as a deep-sleeping device
-	 * that failed to wake up.  Return 0 or a negative errno (after fail()).
-	 * `firegridctl decode --tick TIME` runs it at a pinned time.
-	 */
-	int64_t tick_interval_ms;
-	int (*tick)(void *state, fg_decode_ctx *ctx);
 };
 
 /* Name of the one symbol a plugin module exports. */
