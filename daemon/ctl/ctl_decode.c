@@ -12,6 +12,11 @@
  * member KEY of a JSON object (the corpus's binary samples keep their frames
  * in "frame_hex" / "payload_hex"); whitespace between digits is skipped and
  * "--hex=" goes back to raw files.
+ *
+ * --at TIME moves the clock forward: every wake-up the plugin asked for
+ * (fg_host.wake_at) that falls due by TIME runs first, in time order, each
+ * with the clock at its own due time; the files after it are then decoded
+ * at TIME.  That is how golden tests let minutes pass without messages.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -29,7 +34,8 @@
 
 /* One file to decode and the topic/headers in force where it was named. */
 struct job {
-	const char *path;
+	const char *path;          /* NULL: a clock step (--at) */
+	int64_t at_ms;
 	const char *topic;
 	const char *hex;           /* NULL raw, "-" hex text, else a JSON member */
 	struct fg_header *headers;
@@ -54,11 +60,13 @@ static void decode_usage(FILE *f)
 	fputs("usage: firegridctl decode --plugin NAME [--plugin-dir DIR] [--source NAME]\n"
 	      "                          [--option KEY=VALUE]... [--now ISO-8601]\n"
 	      "                          [--topic TOPIC] [--header 'Name: value']\n"
-	      "                          [--hex -|KEY] FILE...\n"
+	      "                          [--hex -|KEY] [--at ISO-8601] FILE...\n"
 	      "  Runs the files in order as one message stream through the plugin and prints\n"
 	      "  one JSON line per event.  --topic, --header and --hex apply to the files after\n"
 	      "  them; --hex - reads a file as hex digits, --hex KEY the hex string member KEY\n"
 	      "  of a JSON file (binary samples), --hex= raw files again;\n"
+	      "  --at moves the clock to a later time, first running the plugin's wake-ups\n"
+	      "  due by then, and decodes the files after it at that time;\n"
 	      "  --plugin-dir loads the plugin's module from DIR (DIR/NAME.so or\n"
 	      "  DIR/NAME/NAME.so) in preference to the built-in one.\n", f);
 }
@@ -196,12 +204,12 @@ static int add_job(struct decode_args *a, const char *path, const char *topic,
 }
 
 enum decode_flag { F_PLUGIN, F_PLUGIN_DIR, F_SOURCE, F_NOW, F_TOPIC, F_OPTION, F_HEADER, F_HEX,
-                   F__N };
+                   F_AT, F__N };
 
 static const char *const decode_flags[F__N] = {
 	[F_PLUGIN] = "--plugin", [F_PLUGIN_DIR] = "--plugin-dir", [F_SOURCE] = "--source",
 	[F_NOW] = "--now", [F_TOPIC] = "--topic", [F_OPTION] = "--option", [F_HEADER] = "--header",
-	[F_HEX] = "--hex",
+	[F_HEX] = "--hex", [F_AT] = "--at",
 };
 
 static int parse_args(int argc, char **argv, struct decode_args *a)
@@ -238,6 +246,15 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 			topic = v;
 		} else if (f == F_HEX) {
 			hex = v[0] ? v : NULL;
+		} else if (f == F_AT) {
+			int64_t at = 0;
+			if (fg_time_parse_iso(v, &at) < 0 || at <= 0) {
+				fprintf(stderr, "firegridctl decode: --at wants an ISO-8601 time like "
+				        "2025-03-14T09:00:00Z, got '%s'\n", v);
+				r = -EINVAL;
+			} else if ((r = add_job(a, NULL, topic, hex, NULL, 0)) == 0) {
+				a->jobs[a->n_jobs - 1].at_ms = at;
+			}
 		} else {
 			const char **dst[] = { [F_PLUGIN] = &a->plugin, [F_PLUGIN_DIR] = &a->plugin_dir,
 			                       [F_SOURCE] = &a->source, [F_NOW] = &a->now };
@@ -251,7 +268,10 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 		fprintf(stderr, "firegridctl decode: --plugin NAME is required\n");
 		r = -EINVAL;
 	}
-	if (r == 0 && a->n_jobs == 0) {
+	size_t n_files = 0;
+	for (size_t i = 0; i < a->n_jobs; i++)
+		n_files += a->jobs[i].path != NULL;
+	if (r == 0 && n_files == 0) {
 		fprintf(stderr, "firegridctl decode: no FILE given\n");
 		r = -EINVAL;
 	}
@@ -278,6 +298,27 @@ static void print_event_cb(void *data, const struct fg_ev *ev)
 	fputs(line, out);
 	fputc('\n', out);
 	free(line);
+}
+
+/* Wake-ups print their events like files, and report failures as
+ * "wake-up DEVICE: reason" (the exit status becomes 1). */
+static void wake_event_cb(void *data, const struct fg_ev *ev)
+{
+	print_event_cb(stdout, ev);
+}
+
+static void wake_done_cb(void *data, const char *device, int result, const char *reason,
+                         unsigned rejected)
+{
+	int *ret = data;
+	fflush(stdout);
+	if (result < 0) {
+		fprintf(stderr, "wake-up %s: %s\n", device, reason ? reason : fg_strerror(result));
+		*ret = 1;
+	} else if (rejected) {
+		fprintf(stderr, "wake-up %s: %u event(s) failed validation\n", device, rejected);
+		*ret = 1;
+	}
 }
 
 /*
@@ -439,9 +480,26 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		fg_source_inst_set_now(si, now_ms);
 
 	ret = 0;
-	for (size_t i = 0; i < a.n_jobs; i++)
-		if (decode_file(si, &a.jobs[i], "file", now_ms) < 0)
+	for (size_t i = 0; i < a.n_jobs; i++) {
+		if (a.jobs[i].path) {
+			if (decode_file(si, &a.jobs[i], "file", now_ms) < 0)
+				ret = 1;
+			continue;
+		}
+		if (now_ms && a.jobs[i].at_ms < now_ms) {
+			fprintf(stderr, "firegridctl decode: --at %lld ms goes back in time\n",
+			        (long long)a.jobs[i].at_ms);
+			ret = 2;
+			break;
+		}
+		if (fg_source_inst_run_wakes(si, a.jobs[i].at_ms, true, wake_event_cb,
+		                             wake_done_cb, &ret) < 0) {
+			fprintf(stderr, "firegridctl decode: out of memory\n");
 			ret = 1;
+		}
+		now_ms = a.jobs[i].at_ms;
+		fg_source_inst_set_now(si, now_ms);
+	}
 out:
 	fg_source_inst_free(si);
 	fg_plugin_host_free(host);

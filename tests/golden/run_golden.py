@@ -14,6 +14,8 @@ docs/plugins.md, "Golden tests"):
     hex frame_hex                   the files after it are hex text: "-" the whole
                                     file, KEY a JSON member (binary samples);
                                     "hex" alone: raw files again
+    at 2025-03-14T09:05:00Z         let time pass: wake-ups due by then run
+                                    (fg_host.wake_at), later files run then
     file ../shared/corpus/...       a message, path relative to the repo root
     expect {"kind":"smoke"}         the next event (subset match, see below)
     expect nothing                  the whole stream yields no event
@@ -60,7 +62,7 @@ def parse_golden(path):
                 if "=" not in rest:
                     raise GoldenError("%s: option wants KEY=VALUE" % where)
                 spec["options"].append(rest)
-            elif word in ("topic", "header"):
+            elif word in ("topic", "header", "at"):
                 spec["stream"].append(("--" + word, rest))
             elif word == "hex":
                 spec["stream"].append(("--hex=" + rest, None))
