@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 
 #include "fg_config.h"
+#include "formats.h"
 #include "http.h"
 #include "options.h"
 #include "sign.h"
@@ -90,6 +91,13 @@ static const struct choice durabilities[] = {
 static const struct choice severities[] = {
 	{ "info", FG_SEV_INFO }, { "warning", FG_SEV_WARNING }, { "major", FG_SEV_MAJOR },
 	{ "critical", FG_SEV_CRITICAL }, { NULL, 0 },
+};
+static const struct choice formats[] = {
+	{ "cloudevents", FG_FORMAT_CLOUDEVENTS }, { "pagerduty", FG_FORMAT_PAGERDUTY },
+	{ "cap", FG_FORMAT_CAP }, { NULL, 0 },
+};
+static const struct choice confirm_scopes[] = {
+	{ "building", 0 }, { "unit", 1 }, { NULL, 0 },
 };
 static const struct choice qos_levels[] = {
 	{ "0", 0 }, { "1", 1 }, { "2", 2 }, { NULL, 0 },
@@ -234,6 +242,11 @@ static const struct conf_key sink_keys[] = {
 	    "CA certificates (PEM) for https; unset = the system store", 0, 0 }, .flags = K_PATH },
 	{ .o = { "tls_verify", FG_OPT_BOOL, "true", K(tls_verify),
 	    "Verify the receiver's certificate and host name", 0, 0 } },
+	{ .o = { "format", FG_OPT_STRING, "cloudevents", K(format),
+	    "Body of each revision: cloudevents (CloudEvents 1.0 JSON), pagerduty (Events API v2), "
+	    "cap (OASIS CAP 1.2 XML); docs/formats.md", 0, 0 }, .choices = formats },
+	{ .o = { "routing_key", FG_OPT_STRING, NULL, K(routing_key),
+	    "format = pagerduty: the integration's routing key", 0, 0 }, .flags = K_SECRET },
 };
 #undef K
 
@@ -290,6 +303,21 @@ static const struct conf_key incidents_keys[] = {
 	{ .o = { "confirm_persist", FG_OPT_DURATION, "60s", C(confirm_persist_ms),
 	    "A fire-class alarm (sent at once as unconfirmed) still on after this is "
 	    "confirmed (the double knock)", T_SEC, T_HOUR } },
+	{ .o = { "confirm_window", FG_OPT_DURATION, "120s", C(confirm_window_ms),
+	    "A fire-class alarm is confirmed when a second registered detector in the same "
+	    "building (or unit) alarms within this", T_SEC, T_HOUR } },
+	{ .o = { "confirm_scope", FG_OPT_STRING, "building", C(confirm_scope_unit),
+	    "Where the second detector must be: building or unit", 0, 0 },
+	  .choices = confirm_scopes },
+	{ .o = { "storm_devices", FG_OPT_INT, "5", C(storm_devices),
+	    "More devices of one site (compound, else source) going offline than this within "
+	    "storm_window raise one site-level incident instead", 1, 100000 } },
+	{ .o = { "storm_window", FG_OPT_DURATION, "60s", C(storm_window_ms),
+	    "How long an offline report waits to be grouped; 0 = report each at once", 0,
+	    T_HOUR } },
+	{ .o = { "offline_settle", FG_OPT_DURATION, "60s", C(offline_settle_ms),
+	    "After firegridd starts or the broker link comes back, offline reports wait this "
+	    "long and are dropped if the device is back by then", 0, T_HOUR } },
 };
 
 #define TIERS(f) offsetof(struct fg_conf, f.list)
@@ -1304,6 +1332,9 @@ static void finish_sink(struct loader *l, struct cursec *sec)
 
 	if (s->retry_min_ms > s->retry_max_ms)
 		sec_error(l, key_line(l, sec, "retry_min"), "retry_min", "must not exceed retry_max");
+	if (s->format == FG_FORMAT_PAGERDUTY && !s->routing_key)
+		sec_error(l, key_line(l, sec, "format"), "routing_key",
+		          "format = pagerduty needs the integration's routing_key");
 }
 
 /* Every [gb26875] listener needs a source for its frames. */

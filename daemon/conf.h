@@ -33,12 +33,14 @@
  *   [source NAME]  plugin, topics (both required), qos (0..2), plugin options
  *   [sink NAME]    url, secret | secret_file (both required), timeout,
  *             connect_timeout, max_connections, retry_min, retry_max, give_up,
- *             min_severity (info|warning|major|critical), ca_file, tls_verify
+ *             min_severity (info|warning|major|critical), ca_file, tls_verify,
+ *             format (cloudevents|pagerduty|cap), routing_key | routing_key_file
  *   [api]     enabled, listen (list of ADDR:PORT), max_body, connection_limit,
  *             idle_timeout, signature_tolerance, metrics_public
  *   [client NAME]  token | token_file, secret | secret_file (at least one),
  *             allow (list of read, actions, ingest, metrics)
- *   [incidents]  reopen_window, confirm_persist
+ *   [incidents]  reopen_window, confirm_persist, confirm_window, confirm_scope
+ *             (building|unit), storm_devices, storm_window, offline_settle
  *   [escalation]  fire, fire_elderly_alone, ebike, fire_lane, device_health
  *             (each a list of up to 3 durations, the tiers), fire_lane_hold,
  *             fire_lane_resolve_within
@@ -112,6 +114,9 @@ struct fg_conf_sink {
 	fg_severity min_severity;  /* default info: send everything */
 	char *ca_file;             /* optional, for https */
 	int tls_verify;            /* default 1 */
+	int format;                /* enum fg_format (formats.h): cloudevents (default),
+	                              pagerduty, cap */
+	char *routing_key;         /* pagerduty: the integration's routing key (or _file) */
 };
 
 /* An API client ([client NAME]): who may call the HTTP API, and for what. */
@@ -205,6 +210,11 @@ struct fg_conf {
 	/* [incidents] */
 	int64_t reopen_window_ms;  /* a re-alarm this soon after close reopens; default 30m */
 	int64_t confirm_persist_ms;/* a fire alarm still on after this is confirmed; default 60s */
+	int64_t confirm_window_ms; /* two detectors of one building this close: confirmed; 120s */
+	int confirm_scope_unit;    /* 1: the second detector must be in the same unit */
+	int64_t storm_devices;     /* more offline devices of a site than this ... default 5 */
+	int64_t storm_window_ms;   /* ... within this: one site incident; default 60s */
+	int64_t offline_settle_ms; /* offline held this long after (re)connecting; default 60s */
 
 	/* [escalation]: per hazard class, the times (from the start of the
 	 * wait for a dispatch) at which levels 1, 2, 3 are reached. */

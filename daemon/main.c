@@ -65,6 +65,7 @@ struct daemon {
 	fg_snapshots *snap;          /* camera pictures; NULL without the API or when disabled */
 	fg_push *push;               /* POST /v1/ingest/{source} */
 	fg_escalate *esc;            /* the deadline timer */
+	int64_t connects;            /* MQTT connects seen by on_msg */
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
@@ -84,6 +85,14 @@ struct daemon {
 static void on_msg(void *data, const struct fg_msg *msg)
 {
 	struct daemon *d = data;
+	/* First message since the broker link (re)connected: offline reports
+	 * settle for a while, since what we missed is not the devices' fault.
+	 * (mqtt.h has no connect callback; its connect counter tells.) */
+	int64_t connects = fg_metrics_get("firegrid_mqtt_connects_total", NULL, NULL);
+	if (connects != d->connects) {
+		d->connects = connects;
+		fg_incidents_settle(d->inc, fg_now_ms() + d->conf->offline_settle_ms);
+	}
 	fg_ingest_msg(d->ing, msg);
 }
 

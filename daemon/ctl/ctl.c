@@ -24,6 +24,8 @@ static const struct {
 	{ "dead-letters", ctl_cmd_dead_letters, "deliveries a sink refused for good [--limit N]" },
 	{ "decode", ctl_cmd_decode, "run files through a plugin: decode --plugin NAME FILE..." },
 	{ "plugins", ctl_cmd_plugins, "plugins in the plugin dir: version, ABI, options [--builtin]" },
+	{ "devices", ctl_cmd_devices, "the device registry: devices import FILE.csv [--replace] | export [FILE]" },
+	{ "report", ctl_cmd_report, "analytics: report [--since 30d] [--by kind|building|grid|hour] [--csv]" },
 };
 
 static void usage(FILE *f)
@@ -57,7 +59,7 @@ static char *conf_db_path(const struct fg_conf *conf)
 	return path;
 }
 
-int ctl_open_store(struct ctl *c, fg_store **ret)
+static int open_store(struct ctl *c, bool writable, fg_store **ret)
 {
 	char *owned = NULL;
 	const char *path = c->db_path;
@@ -78,8 +80,11 @@ int ctl_open_store(struct ctl *c, fg_store **ret)
 			return -ENOMEM;
 		}
 	}
-	int r = fg_store_open_readonly(path, ret);
-	if (r == -ENOENT)
+	/* Writers (the registry import) create and migrate the store like
+	 * firegridd would, and wait for its group commits (busy timeout). */
+	int r = writable ? fg_store_open(path, c->conf ? c->conf->durability : FG_DURABILITY_FULL, ret)
+	                 : fg_store_open_readonly(path, ret);
+	if (r == -ENOENT && !writable)
 		fprintf(stderr, "firegridctl: %s: no firegrid store there (has firegridd run?)\n", path);
 	else if (r == -EPROTO)
 		fprintf(stderr, "firegridctl: %s: written by a newer firegrid; upgrade firegridctl\n", path);
@@ -87,6 +92,16 @@ int ctl_open_store(struct ctl *c, fg_store **ret)
 		fprintf(stderr, "firegridctl: cannot open %s: %s\n", path, fg_strerror(r));
 	free(owned);
 	return r;
+}
+
+int ctl_open_store(struct ctl *c, fg_store **ret)
+{
+	return open_store(c, false, ret);
+}
+
+int ctl_open_store_rw(struct ctl *c, fg_store **ret)
+{
+	return open_store(c, true, ret);
 }
 
 int ctl_json_print(struct json_t *doc)
