@@ -33,6 +33,9 @@
 #include "mqtt.h"
 #include "outbox.h"
 #include "plugin_host.h"
+#include "push.h"
+#include "snapshot.h"
+#include "stream.h"
 #include "store.h"
 #include "util.h"
 #include "webhook.h"
@@ -60,6 +63,9 @@ struct daemon {
 	fg_http *http;               /* NULL when [api] enabled = false */
 	fg_gb26875 *gb26875;         /* GB/T 26875.3 listeners; NULL without any */
 	fg_api *api;
+	fg_snapshots *snap;          /* camera pictures; NULL without the API or when disabled */
+	fg_push *push;               /* POST /v1/ingest/{source} */
+	fg_streams *streams;         /* event streams read from devices (stream_url) */
 	fg_escalate *esc;            /* the deadline timer */
 	int64_t connects;            /* MQTT connects seen by on_msg */
 
@@ -156,6 +162,8 @@ static void housekeeping_cb(uv_timer_t *t)
 		if (r > 0)
 			fg_debug("store", "pruned events rows=%d", r);
 	}
+	if (d->snap)
+		fg_snapshots_sweep(d->snap, now);
 	fg_metrics_each(flush_metric_cb, d);
 	notify("STATUS=outbox=%lld mqtt=%s", (long long)depth,
 	       fg_mqtt_connected(d->mqtt) ? "connected" : "disconnected");
@@ -213,6 +221,10 @@ static int start_api(struct daemon *d)
 	int r = fg_http_new(&d->loop, d->conf, &d->http);
 	if (r == 0)
 		r = fg_api_new(d->http, d->conf, d->st, d->inc, d->ob, broker_up, d, &d->api);
+	if (r == 0 && d->conf->snap_enabled && (r = fg_snapshots_new(d->conf, &d->snap)) == 0)
+		r = fg_snapshots_routes(d->snap, d->http);
+	if (r == 0)
+		r = fg_push_new(d->http, d->conf, d->st, d->snap, &d->ing, &d->push);
 	if (r == 0)
 		r = fg_http_start(d->http);
 	if (r < 0)
@@ -235,6 +247,7 @@ static void stop_gb26875(struct daemon *d)
 
 static void close_handles(struct daemon *d)
 {
+	fg_streams_close(d->streams);          /* no-op when already closing */
 	stop_gb26875(d);
 	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
 	fg_escalate_close(d->esc, NULL, NULL);
@@ -291,6 +304,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	notify("STOPPING=1");
 	fg_info("main", "stopping signal=%s", strsignal(signum));
 	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
+	fg_streams_close(d->streams);
 	stop_gb26875(d);
 	if (d->restarting)
 		return;         /* mqtt_closed_cb sees d->stopping */
@@ -339,6 +353,9 @@ static void reload_cb(uv_signal_t *h, int signum)
 	fg_incidents_set_conf(d->inc, nc);
 	if (d->api)
 		fg_api_set_conf(d->api, nc);
+	fg_snapshots_set_conf(d->snap, nc);
+	if (fg_streams_set_conf(d->streams, nc) < 0)
+		fg_err("main", "event streams not restarted after the reload");
 	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
 	if (r < 0)
 		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
@@ -513,6 +530,8 @@ int main(int argc, char **argv)
 			r = start_mqtt(&d);
 		if (r == 0)
 			r = start_gb26875(&d);
+		if (r == 0 && (r = fg_streams_new(&d.loop, d.conf, &d.ing, &d.streams)) < 0)
+			fg_err("main", "cannot start event streams err=\"%s\"", fg_strerror(r));
 	}
 	if (r < 0 && d.wh) {
 		d.stopping = true;
@@ -538,6 +557,9 @@ out:
 	fg_escalate_free(d.esc);    /* likewise */
 	fg_api_free(d.api);
 	fg_http_free(d.http);
+	fg_push_free(d.push);
+	fg_streams_free(d.streams);
+	fg_snapshots_free(d.snap);
 	fg_plugin_host_free(d.host);
 	fg_conf_free(d.conf);
 	fg_metrics_reset();
