@@ -9,6 +9,11 @@
  *                     the section are the plugin's own options, validated
  *                     later against the plugin's option table
  *   [sink NAME]       a webhook receiver (one or more)
+ *   [modbus-bus NAME] a Modbus TCP endpoint or RTU serial line (one worker
+ *                     thread each)
+ *   [modbus-device NAME]  a polled device on a bus; other keys in the
+ *                     section are its plugin's options (thresholds...)
+ *   [interlock NAME]  a local power cut-off rule (coils to write on alarms)
  *
  * Every daemon key is declared in an option table in conf.c (key, type,
  * default, bounds, description), which validates it and generates the
@@ -29,6 +34,18 @@
  *   [sink NAME]    url, secret | secret_file (both required), timeout,
  *             connect_timeout, max_connections, retry_min, retry_max, give_up,
  *             min_severity (info|warning|major|critical), ca_file, tls_verify
+ *   [modbus-bus NAME]  type (tcp|rtu, required), host, port (tcp), device,
+ *             baud, parity (none|even|odd), data_bits, stop_bits (rtu),
+ *             timeout, connect_timeout, reconnect_min, reconnect_max
+ *   [modbus-device NAME]  bus, unit, plugin (required), role, interval,
+ *             timeout (0 = the bus's), offline_after, offline_interval,
+ *             registers, scale, word_order (lists; see docs/modbus.md),
+ *             plugin options
+ *   [interlock NAME]  device, coils, from (required), cut_value (off|on),
+ *             on (trigger kinds), dry_run
+ * A [modbus-device] may not share its name with a [source]: both name the
+ * plugin instance whose state the store keeps.  Cross-references (bus,
+ * device, from) must name sections of the file.
  * Durations take a unit (500ms, 10s, 5m, 24h, 2d; bare number = seconds) and
  * are stored in the *_ms fields.  An empty value leaves an optional key unset.
  * `topics` is a whitespace/comma separated list that may continue on
@@ -69,6 +86,9 @@ struct fg_conf_source {
 	int qos;                   /* subscription QoS, default 1 */
 	struct fg_conf_kv *opts;   /* remaining keys, for the plugin */
 	size_t n_opts;
+	/* Section kind named in plugin option errors; NULL = "source".  Set
+	 * by modules that run a plugin from a section of their own. */
+	const char *section;
 };
 
 struct fg_conf_sink {
@@ -86,6 +106,63 @@ struct fg_conf_sink {
 	fg_severity min_severity;  /* default info: send everything */
 	char *ca_file;             /* optional, for https */
 	int tls_verify;            /* default 1 */
+};
+
+enum fg_modbus_bus_type {
+	FG_MODBUS_BUS_TCP = 0,
+	FG_MODBUS_BUS_RTU = 1,
+};
+
+struct fg_conf_modbus_bus {
+	char *name;                /* from "[modbus-bus NAME]" */
+	int line;
+	enum fg_modbus_bus_type type;   /* required */
+	char *host;                /* tcp: IP address (required for tcp) */
+	int64_t port;              /* tcp: default 502 */
+	char *device;              /* rtu: serial device (required for rtu) */
+	int64_t baud;              /* rtu: default 9600 */
+	int parity;                /* rtu: 'N' (default), 'E' or 'O' */
+	int64_t data_bits;         /* rtu: default 8 */
+	int64_t stop_bits;         /* rtu: default 1 */
+	int64_t timeout_ms;        /* response timeout of its devices, default 1s */
+	int64_t connect_timeout_ms;/* default 3s */
+	int64_t reconnect_min_ms;  /* first reconnect delay ceiling, default 1s */
+	int64_t reconnect_max_ms;  /* cap, default 60s */
+};
+
+struct fg_conf_modbus_device {
+	char *name;                /* from "[modbus-device NAME]"; the device id */
+	int line;
+	char *bus;                 /* a [modbus-bus] name (required) */
+	int64_t unit;              /* unit id (required), 0..247 (rtu) or 0..255 (tcp) */
+	char *plugin;              /* a Modbus plugin (required) */
+	char *role;                /* free text, e.g. "port 07 meter" */
+	int64_t interval_ms;       /* poll interval, default 5s */
+	int64_t timeout_ms;        /* response timeout, 0 = the bus's */
+	int64_t offline_after;     /* consecutive unanswered polls, default 3 */
+	int64_t offline_interval_ms; /* poll interval while offline, default 30s */
+	char **registers;          /* extra map entries "name:address:type[:...]" */
+	size_t n_registers;
+	char **scale;              /* "FACTOR" or "name:FACTOR" overrides */
+	size_t n_scale;
+	char **word_order;         /* "ORDER" or "name:ORDER" overrides */
+	size_t n_word_order;
+	struct fg_conf_kv *opts;   /* remaining keys, for the plugin */
+	size_t n_opts;
+};
+
+struct fg_conf_interlock {
+	char *name;                /* from "[interlock NAME]" */
+	int line;
+	char *device;              /* the [modbus-device] whose coils cut power (required) */
+	char **coils;              /* 0-based coil addresses (required) */
+	size_t n_coils;
+	int cut_value;             /* value written to cut: 0 (off, default) or 1 */
+	char **on;                 /* trigger kinds, default smoke overtemp residual_current */
+	size_t n_on;
+	char **from;               /* [modbus-device] names whose alarms trigger (required) */
+	size_t n_from;
+	int dry_run;               /* only log and record what would be written */
 };
 
 struct fg_conf {
@@ -126,6 +203,12 @@ struct fg_conf {
 	size_t n_sources;
 	struct fg_conf_sink *sinks;
 	size_t n_sinks;
+	struct fg_conf_modbus_bus *modbus_buses;
+	size_t n_modbus_buses;
+	struct fg_conf_modbus_device *modbus_devices;
+	size_t n_modbus_devices;
+	struct fg_conf_interlock *interlocks;
+	size_t n_interlocks;
 };
 
 /*

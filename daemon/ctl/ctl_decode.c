@@ -14,16 +14,18 @@
 #include <string.h>
 #include <unistd.h>
 #include "ctl.h"
+#include "ctl_modbus.h"
 #include "fg_config.h"
 #include "plugin_host.h"
 #include "util.h"
 
 #define DECODE_MAX_FILE (16 * 1024 * 1024)
 
-/* One file to decode and the topic/headers in force where it was named. */
+/* One file to decode and the topic/headers/clock in force where it was named. */
 struct job {
 	const char *path;
 	const char *topic;
+	int64_t now_ms;            /* --now before it; 0 = real time */
 	struct fg_header *headers;
 	size_t n_headers;
 };
@@ -32,7 +34,6 @@ struct decode_args {
 	const char *plugin;
 	const char *plugin_dir;
 	const char *source;
-	const char *now;
 	struct fg_conf_kv *opts;
 	size_t n_opts;
 	struct job *jobs;
@@ -47,7 +48,10 @@ static void decode_usage(FILE *f)
 	      "                          [--option KEY=VALUE]... [--now ISO-8601]\n"
 	      "                          [--topic TOPIC] [--header 'Name: value'] FILE...\n"
 	      "  Runs the files in order as one message stream through the plugin and prints\n"
-	      "  one JSON line per event.  --topic and --header apply to the files after them;\n"
+	      "  one JSON line per event.  --topic, --header and --now apply to the files after\n"
+	      "  them.  With a Modbus plugin a FILE is a captured exchange (hex ADUs) or a poll\n"
+	      "  payload, and the [modbus-device] keys registers, scale, word_order,\n"
+	      "  offline_after, unit and role may be given as --option too.\n"
 	      "  --plugin-dir loads the plugin's module from DIR (DIR/NAME.so or\n"
 	      "  DIR/NAME/NAME.so) in preference to the built-in one.\n", f);
 }
@@ -125,6 +129,7 @@ static int take(int argc, char **argv, int *i, const char *name, const char **re
 static int parse_args(int argc, char **argv, struct decode_args *a)
 {
 	const char *topic = "";
+	int64_t now_ms = 0;
 	struct fg_header *hdrs = NULL;
 	size_t n_hdrs = 0;
 	int r = 0;
@@ -146,7 +151,11 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 			a->source = v;
 		} else if (!files_only && (t = take(argc, argv, &i, "--now", &v)) != 0) {
 			r = t < 0 ? -EINVAL : 0;
-			a->now = v;
+			if (r == 0 && fg_time_parse_iso(v, &now_ms) < 0) {
+				fprintf(stderr, "firegridctl decode: --now wants an ISO-8601 time like "
+				        "2025-03-14T09:00:00Z, got '%s'\n", v);
+				r = -EINVAL;
+			}
 		} else if (!files_only && (t = take(argc, argv, &i, "--topic", &v)) != 0) {
 			r = t < 0 ? -EINVAL : 0;
 			topic = v;
@@ -209,7 +218,8 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 			}
 			a->jobs = j;
 			j = &a->jobs[a->n_jobs++];
-			*j = (struct job){ .path = argv[i], .topic = topic, .n_headers = n_hdrs };
+			*j = (struct job){ .path = argv[i], .topic = topic, .now_ms = now_ms,
+			                   .n_headers = n_hdrs };
 			if (n_hdrs) {
 				j->headers = malloc(n_hdrs * sizeof(*hdrs));
 				if (!j->headers) {
@@ -275,22 +285,36 @@ static void print_event_cb(void *data, const struct fg_ev *ev)
 	free(line);
 }
 
-/* Decode one file; returns 0, or -1 after reporting it on stderr. */
-static int decode_file(fg_source_inst *si, const struct job *j, const char *transport,
-                       int64_t now_ms)
+/* Decode one file; returns 0, or -1 after reporting it on stderr.  mb is
+ * set for Modbus plugins: the file is turned into a poll payload first. */
+static int decode_file(fg_source_inst *si, const struct job *j, struct ctl_modbus *mb)
 {
 	char *buf = NULL;
 	size_t len = 0;
+	int64_t now_ms = j->now_ms;
 	int r = fg_read_file(j->path, DECODE_MAX_FILE, &buf, &len);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", j->path, fg_strerror(r));
 		return -1;
 	}
+	char topic[512], why[256];
+	if (mb) {
+		char *payload = NULL;
+		r = ctl_modbus_payload(mb, fg_source_inst_conf(si)->name, buf, len, &payload, &len,
+		                       topic, sizeof(topic), why, sizeof(why));
+		free(buf);
+		if (r < 0) {
+			fprintf(stderr, "%s: %s\n", j->path, r == -ENOMEM ? "out of memory" : why);
+			return -1;
+		}
+		buf = payload;
+	}
+	fg_source_inst_set_now(si, now_ms);
 	struct fg_msg msg = {
 		.struct_size = sizeof(msg),
 		.source = fg_source_inst_conf(si)->name,
-		.transport = transport,
-		.topic = j->topic,
+		.transport = mb ? "modbus" : "file",
+		.topic = mb && !j->topic[0] ? topic : j->topic,
 		.payload = (const uint8_t *)buf,
 		.len = len,
 		.headers = j->headers,
@@ -326,17 +350,10 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		decode_args_free(&a);
 		return 2;
 	}
-	int64_t now_ms = 0;
-	if (a.now && fg_time_parse_iso(a.now, &now_ms) < 0) {
-		fprintf(stderr, "firegridctl decode: --now wants an ISO-8601 time like "
-		        "2025-03-14T09:00:00Z, got '%s'\n", a.now);
-		decode_args_free(&a);
-		return 2;
-	}
-
 	int ret = 1;
 	fg_plugin_host *host = NULL;
 	fg_source_inst *si = NULL;
+	struct ctl_modbus *mb = NULL;
 	/* --plugin-dir wins over the built-ins; without it a built-in needs no
 	 * directory, and only an unknown name sends us to the daemon's. */
 	const struct fg_plugin *plugin;
@@ -356,6 +373,11 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "firegridctl decode: %s\n", why);
 		goto out;
 	}
+	r = ctl_modbus_take_options(plugin, a.opts, &a.n_opts, &mb);
+	if (r) {
+		ret = r;
+		goto out;
+	}
 
 	struct fg_conf_source src = {
 		.name = (char *)(a.source ? a.source : a.plugin),
@@ -370,14 +392,15 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		free(errors);
 		goto out;
 	}
-	if (now_ms)
-		fg_source_inst_set_now(si, now_ms);
+	if (mb && ctl_modbus_start(mb, si) != 0)
+		goto out;
 
 	ret = 0;
 	for (size_t i = 0; i < a.n_jobs; i++)
-		if (decode_file(si, &a.jobs[i], "file", now_ms) < 0)
+		if (decode_file(si, &a.jobs[i], mb) < 0)
 			ret = 1;
 out:
+	ctl_modbus_free(mb);
 	fg_source_inst_free(si);
 	fg_plugin_host_free(host);
 	free(dir);

@@ -8,7 +8,8 @@ docs/plugins.md, "Golden tests"):
     plugin zigbee2mqtt              the plugin (exactly once)
     option stale_after=10m          plugin option, any number
     source z2m                      source name the plugin sees (optional)
-    now 2025-03-14T09:00:00Z        pin the clock (optional)
+    now 2025-03-14T09:00:00Z        pin the clock for the files after it (any number:
+                                    time may move on between files)
     topic zigbee2mqtt/b3/smoke      topic for the files after it
     header Content-Type: text/xml   header for the files after it
     file ../shared/corpus/...       a message, path relative to the repo root
@@ -37,7 +38,7 @@ class GoldenError(Exception):
 
 
 def parse_golden(path):
-    spec = {"plugin": None, "source": None, "now": None, "options": [],
+    spec = {"plugin": None, "source": None, "options": [],
             "stream": [], "files": [], "events": [], "errors": [],
             "nothing": False}
     with open(path, encoding="utf-8") as f:
@@ -48,7 +49,7 @@ def parse_golden(path):
             word, _, rest = line.partition(" ")
             rest = rest.strip()
             where = "%s:%d" % (path, lineno)
-            if word in ("plugin", "source", "now"):
+            if word in ("plugin", "source"):
                 if not rest or spec[word] is not None:
                     raise GoldenError("%s: '%s' needs one value, given once" % (where, word))
                 spec[word] = rest
@@ -56,7 +57,7 @@ def parse_golden(path):
                 if "=" not in rest:
                     raise GoldenError("%s: option wants KEY=VALUE" % where)
                 spec["options"].append(rest)
-            elif word in ("topic", "header"):
+            elif word in ("topic", "header", "now"):
                 spec["stream"].append(("--" + word, rest))
             elif word == "file":
                 if not rest:
@@ -93,8 +94,6 @@ def build_command(spec, ctl, plugin_dir, root):
     cmd = [ctl, "decode", "--plugin", spec["plugin"], "--plugin-dir", plugin_dir]
     if spec["source"]:
         cmd += ["--source", spec["source"]]
-    if spec["now"]:
-        cmd += ["--now", spec["now"]]
     for opt in spec["options"]:
         cmd += ["--option", opt]
     for kind, value in spec["stream"]:
