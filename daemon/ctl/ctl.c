@@ -23,6 +23,7 @@ static const struct {
 	{ "outbox", ctl_cmd_outbox, "pending webhook deliveries [--limit N]" },
 	{ "dead-letters", ctl_cmd_dead_letters, "deliveries a sink refused for good [--limit N]" },
 	{ "decode", ctl_cmd_decode, "run files through a plugin: decode --plugin NAME FILE..." },
+	{ "interlock", ctl_cmd_interlock, "power cut-offs: interlock status | history | restore RULE" },
 };
 
 static void usage(FILE *f)
@@ -56,11 +57,11 @@ static char *conf_db_path(const struct fg_conf *conf)
 	return path;
 }
 
-int ctl_open_store(struct ctl *c, fg_store **ret)
+int ctl_store_path(struct ctl *c, char **ret)
 {
-	char *owned = NULL;
-	const char *path = c->db_path;
-	if (!path) {
+	if (c->db_path) {
+		*ret = strdup(c->db_path);
+	} else {
 		if (!c->conf) {
 			char *errors = NULL;
 			int r = fg_conf_load(c->config_path, &c->conf, &errors);
@@ -71,13 +72,23 @@ int ctl_open_store(struct ctl *c, fg_store **ret)
 				return r;
 			}
 		}
-		path = owned = conf_db_path(c->conf);
-		if (!path) {
-			fprintf(stderr, "firegridctl: out of memory\n");
-			return -ENOMEM;
-		}
+		*ret = conf_db_path(c->conf);
 	}
-	int r = fg_store_open_readonly(path, ret);
+	if (!*ret) {
+		fprintf(stderr, "firegridctl: out of memory\n");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ctl_open_store(struct ctl *c, fg_store **ret)
+{
+	char *owned = NULL;
+	int r = ctl_store_path(c, &owned);
+	if (r < 0)
+		return r;
+	const char *path = owned;
+	r = fg_store_open_readonly(path, ret);
 	if (r == -ENOENT)
 		fprintf(stderr, "firegridctl: %s: no firegrid store there (has firegridd run?)\n", path);
 	else if (r == -EPROTO)

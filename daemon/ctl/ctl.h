@@ -7,6 +7,8 @@
  *     status | incidents [--state S] [--limit N] | incident ID |
  *     outbox [--limit N] | dead-letters [--limit N]
  *     decode --plugin NAME [--plugin-dir DIR] [--now ISO] [--topic T] [--header 'K: V'] FILE...
+ *     interlock status | interlock history [--rule R] [--limit N] |
+ *     interlock restore RULE [--actor NAME] [--note TEXT] [--wait SECONDS]
  *
  * --json prints exactly one JSON document on stdout (times RFC 3339 UTC or
  * null, ids as integers):
@@ -20,6 +22,11 @@
  *                  "dead_letters": [...]}
  *   outbox        [row...] in delivery order per sink (no bodies)
  *   dead-letters  [row...], newest first, with the body as stored
+ *   interlock status   [{"rule", "last_action", "at", "verified", "dry_run",
+ *                  "error", "pending_commands"}] per rule seen in the store
+ *   interlock history  [action...], newest first (interlock_actions rows)
+ *   interlock restore  {"command", "rule", "done", "result", "action"}
+ *                  (done false when --wait ran out or was not given)
  * Errors go to stderr; exit codes 0 ok, 1 failure, 2 usage.
  */
 #ifndef FG_CTL_H
@@ -41,6 +48,8 @@ struct ctl {
 /* Open the store read-only, resolving its path from --db or the config.
  * Prints a clear error and returns -errno on failure. */
 int ctl_open_store(struct ctl *c, fg_store **ret);
+/* Just the store's path (malloc'd), resolved the same way; prints why not. */
+int ctl_store_path(struct ctl *c, char **ret);
 
 /* Simple aligned table for human output: add a header row, then rows, then
  * print.  Cells are copied. */
@@ -66,5 +75,6 @@ int ctl_cmd_incidents(struct ctl *c, int argc, char **argv);
 int ctl_cmd_incident(struct ctl *c, int argc, char **argv);
 int ctl_cmd_outbox(struct ctl *c, int argc, char **argv);
 int ctl_cmd_dead_letters(struct ctl *c, int argc, char **argv);
+int ctl_cmd_interlock(struct ctl *c, int argc, char **argv);     /* ctl_modbus.c */
 
 #endif

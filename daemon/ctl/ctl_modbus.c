@@ -1,6 +1,8 @@
 /* firegridctl: Modbus captures for decode, and the interlock command; see
  * ctl_modbus.h. */
 #include <errno.h>
+#include <getopt.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,4 +175,312 @@ int ctl_modbus_payload(struct ctl_modbus *m, const char *device, const char *tex
 	fg_modbus_poll_clear(&poll);
 	fg_modbus_topic(&origin, topic, topiclen);
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* ======================================================================== */
+/* firegridctl interlock                                                     */
+/* ======================================================================== */
+
+static void interlock_usage(FILE *f)
+{
+	fputs("usage: firegridctl [--json] interlock status\n"
+	      "       firegridctl [--json] interlock history [--rule RULE] [--limit N]\n"
+	      "       firegridctl [--json] interlock restore RULE [--actor NAME] [--note TEXT]\n"
+	      "                                                  [--wait SECONDS]\n"
+	      "  restore queues a command for firegridd (it picks it up within a second and\n"
+	      "  writes the coils back, reading them back to verify); --wait waits for the\n"
+	      "  outcome.  Power is never restored any other way.\n", f);
+}
+
+static json_t *time_or_null(sqlite3_stmt *s, int col)
+{
+	if (sqlite3_column_type(s, col) == SQLITE_NULL)
+		return json_null();
+	char buf[40];
+	return json_string(fg_time_iso(sqlite3_column_int64(s, col), buf, sizeof(buf)));
+}
+
+static json_t *text_or_null(sqlite3_stmt *s, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(s, col);
+	return t ? json_string(t) : json_null();
+}
+
+static bool has_interlock_tables(fg_store *st)
+{
+	if (fg_store_schema_version(st) >= 2)
+		return true;
+	fprintf(stderr, "firegridctl interlock: this store predates the interlock (schema v%d); "
+	        "start this version of firegridd once\n", fg_store_schema_version(st));
+	return false;
+}
+
+static int interlock_status(struct ctl *c)
+{
+	static const char sql[] =
+		"SELECT a.rule, a.action, a.at_ms, a.verified, a.dry_run, a.error,"
+		" (SELECT count(*) FROM interlock_commands k WHERE k.rule = a.rule AND k.done_ms IS NULL)"
+		" FROM interlock_actions a"
+		" WHERE a.id = (SELECT max(id) FROM interlock_actions b WHERE b.rule = a.rule)"
+		" ORDER BY a.rule";
+	fg_store *st = NULL;
+	if (ctl_open_store(c, &st) < 0)
+		return 1;
+	if (!has_interlock_tables(st)) {
+		fg_store_close(st);
+		return 1;
+	}
+	sqlite3_stmt *s = fg_store_stmt(st, sql);
+	json_t *rows = json_array();
+	static const char *const head[] = { "RULE", "LAST ACTION", "AT", "VERIFIED", "PENDING",
+	                                    "ERROR" };
+	struct ctl_table *t = c->json ? NULL : ctl_table_new(6, head);
+	int r;
+	while (s && (r = fg_store_step_row(s)) > 0) {
+		json_t *row = json_pack("{s:o, s:o, s:o, s:b, s:b, s:o, s:I}",
+		                        "rule", text_or_null(s, 0), "last_action", text_or_null(s, 1),
+		                        "at", time_or_null(s, 2), "verified", sqlite3_column_int(s, 3),
+		                        "dry_run", sqlite3_column_int(s, 4), "error", text_or_null(s, 5),
+		                        "pending_commands", (json_int_t)sqlite3_column_int64(s, 6));
+		json_array_append_new(rows, row);
+		if (t) {
+			char at[40], pending[24];
+			snprintf(pending, sizeof(pending), "%lld", (long long)sqlite3_column_int64(s, 6));
+			const char *action = (const char *)sqlite3_column_text(s, 1);
+			char label[48];
+			snprintf(label, sizeof(label), "%s%s", action ? action : "?",
+			         sqlite3_column_int(s, 4) ? " (dry run)" : "");
+			const char *cells[] = { (const char *)sqlite3_column_text(s, 0), label,
+			                        ctl_time(sqlite3_column_int64(s, 2), at, sizeof(at)),
+			                        sqlite3_column_int(s, 3) ? "yes" : "no", pending,
+			                        (const char *)sqlite3_column_text(s, 5) };
+			ctl_table_add(t, cells);
+		}
+	}
+	fg_store_close(st);
+	if (c->json)
+		return ctl_json_print(rows);
+	json_decref(rows);
+	ctl_table_print(t, stdout);
+	ctl_table_free(t);
+	return 0;
+}
+
+static int interlock_history(struct ctl *c, const char *rule, long long limit)
+{
+	static const char sql[] =
+		"SELECT id, at_ms, rule, action, device, coils, value, dry_run, written, verified,"
+		" readback, error, incident_id, trigger, actor FROM interlock_actions"
+		" WHERE ?1 IS NULL OR rule = ?1 ORDER BY id DESC LIMIT ?2";
+	fg_store *st = NULL;
+	if (ctl_open_store(c, &st) < 0)
+		return 1;
+	if (!has_interlock_tables(st)) {
+		fg_store_close(st);
+		return 1;
+	}
+	sqlite3_stmt *s = fg_store_stmt(st, sql);
+	if (s) {
+		fg_store_bind_text(s, 1, rule);
+		sqlite3_bind_int64(s, 2, limit);
+	}
+	json_t *rows = json_array();
+	static const char *const head[] = { "ID", "AT", "RULE", "ACTION", "DEVICE", "COILS",
+	                                    "VALUE", "RESULT", "INCIDENT", "BY" };
+	struct ctl_table *t = c->json ? NULL : ctl_table_new(10, head);
+	while (s && fg_store_step_row(s) > 0) {
+		json_t *coils = json_loads((const char *)sqlite3_column_text(s, 5), 0, NULL);
+		const char *rb = (const char *)sqlite3_column_text(s, 10);
+		json_t *readback = rb ? json_loads(rb, 0, NULL) : NULL;
+		json_t *row = json_pack(
+			"{s:I, s:o, s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, s:o, s:o, s:o, s:o}",
+			"id", (json_int_t)sqlite3_column_int64(s, 0), "at", time_or_null(s, 1),
+			"rule", text_or_null(s, 2), "action", text_or_null(s, 3),
+			"device", text_or_null(s, 4), "coils", coils ? coils : json_null(),
+			"value", sqlite3_column_int(s, 6), "dry_run", sqlite3_column_int(s, 7),
+			"written", sqlite3_column_int(s, 8), "verified", sqlite3_column_int(s, 9),
+			"readback", readback ? readback : json_null(), "error", text_or_null(s, 11),
+			"incident", sqlite3_column_type(s, 12) == SQLITE_NULL ? json_null()
+			            : json_integer(sqlite3_column_int64(s, 12)),
+			"trigger", text_or_null(s, 13), "actor", text_or_null(s, 14));
+		json_array_append_new(rows, row);
+		if (t) {
+			char id[24], at[40], value[8], inc[24];
+			snprintf(id, sizeof(id), "%lld", (long long)sqlite3_column_int64(s, 0));
+			snprintf(value, sizeof(value), "%d", sqlite3_column_int(s, 6));
+			snprintf(inc, sizeof(inc), "%lld", (long long)sqlite3_column_int64(s, 12));
+			const char *err = (const char *)sqlite3_column_text(s, 11);
+			const char *result = sqlite3_column_int(s, 7) ? "dry run"
+				: sqlite3_column_int(s, 9) ? "verified" : err ? err : "failed";
+			const char *cells[] = { id, ctl_time(sqlite3_column_int64(s, 1), at, sizeof(at)),
+			                        (const char *)sqlite3_column_text(s, 2),
+			                        (const char *)sqlite3_column_text(s, 3),
+			                        (const char *)sqlite3_column_text(s, 4),
+			                        (const char *)sqlite3_column_text(s, 5), value, result,
+			                        sqlite3_column_type(s, 12) == SQLITE_NULL ? "-" : inc,
+			                        (const char *)sqlite3_column_text(s, 14) };
+			ctl_table_add(t, cells);
+		}
+	}
+	fg_store_close(st);
+	if (c->json)
+		return ctl_json_print(rows);
+	json_decref(rows);
+	ctl_table_print(t, stdout);
+	ctl_table_free(t);
+	return 0;
+}
+
+/*
+ * Queue a restore for firegridd: one row in interlock_commands, written
+ * through a read-write connection of our own (never migrating: the daemon
+ * owns the schema).  With wait_s, watch the row until the daemon marks it
+ * done.
+ */
+static int interlock_restore(struct ctl *c, const char *rule, const char *actor,
+                             const char *note, long long wait_s)
+{
+	char *path = NULL;
+	if (ctl_store_path(c, &path) < 0)
+		return 1;
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "firegridctl: cannot open %s: %s\n", path,
+		        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		free(path);
+		return 1;
+	}
+	free(path);
+	sqlite3_busy_timeout(db, 5000);
+	int ret = 1;
+	sqlite3_stmt *s = NULL;
+	int version = 0;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (version < 2) {
+		fprintf(stderr, "firegridctl interlock: the store has no interlock tables (schema "
+		        "v%d); is this firegridd's store?\n", version);
+		goto out;
+	}
+	if (sqlite3_prepare_v2(db, "INSERT INTO interlock_commands(created_ms, rule, action, actor,"
+	                       " note) VALUES(?1, ?2, 'restore', ?3, ?4)", -1, &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "firegridctl interlock: %s\n", sqlite3_errmsg(db));
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, fg_now_ms());
+	sqlite3_bind_text(s, 2, rule, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, actor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, note, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		fprintf(stderr, "firegridctl interlock: cannot queue the command: %s\n",
+		        sqlite3_errmsg(db));
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	sqlite3_int64 id = sqlite3_last_insert_rowid(db);
+
+	bool done = false;
+	json_t *result = json_null(), *action = json_null();
+	int64_t deadline = fg_mono_ms() + wait_s * 1000;
+	if (sqlite3_prepare_v2(db, "SELECT done_ms, result, action_id FROM interlock_commands"
+	                       " WHERE id = ?1", -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	while (wait_s > 0) {
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, id);
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+			done = true;
+			json_decref(result);
+			json_decref(action);
+			result = text_or_null(s, 1);
+			action = sqlite3_column_type(s, 2) == SQLITE_NULL ? json_null()
+				: json_integer(sqlite3_column_int64(s, 2));
+			break;
+		}
+		if (fg_mono_ms() >= deadline)
+			break;
+		sqlite3_reset(s);
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	const char *res = json_string_value(result);
+	bool ok = !wait_s || (done && res && (strcmp(res, "verified") == 0 ||
+	                                      strcmp(res, "dry run") == 0));
+	if (c->json) {
+		ctl_json_print(json_pack("{s:I, s:s, s:b, s:O, s:O}", "command", (json_int_t)id,
+		                         "rule", rule, "done", done, "result", result, "action",
+		                         action));
+	} else if (!wait_s) {
+		printf("restore of %s queued as command %lld; firegridd picks it up within a second "
+		       "(see `firegridctl interlock history`)\n", rule, (long long)id);
+	} else if (done) {
+		printf("restore of %s: %s\n", rule, res ? res : "?");
+	} else {
+		printf("restore of %s queued as command %lld, not done within %lld s: is firegridd "
+		       "running?\n", rule, (long long)id, wait_s);
+	}
+	json_decref(result);
+	json_decref(action);
+	ret = ok ? 0 : 1;
+out:
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return ret;
+}
+
+int ctl_cmd_interlock(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rule", required_argument, NULL, 'r' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "actor", required_argument, NULL, 'a' },
+		{ "note", required_argument, NULL, 'm' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *rule = NULL, *note = NULL;
+	const char *actor = getenv("SUDO_USER") ? getenv("SUDO_USER")
+		: getenv("USER") ? getenv("USER") : "operator";
+	int64_t limit = 50, wait_s = 0;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "r:n:a:m:w:jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': rule = optarg; break;
+		case 'a': actor = optarg; break;
+		case 'm': note = optarg; break;
+		case 'j': c->json = true; break;
+		case 'h': interlock_usage(stdout); return 0;
+		case 'n':
+		case 'w': {
+			int64_t v;
+			if (fg_parse_int(optarg, &v) < 0 || v < 0 || v > 86400) {
+				fprintf(stderr, "firegridctl interlock: --%s wants a number, got '%s'\n",
+				        opt == 'n' ? "limit" : "wait", optarg);
+				return 2;
+			}
+			*(opt == 'n' ? &limit : &wait_s) = v;
+			break;
+		}
+		default:
+			interlock_usage(stderr);
+			return 2;
+		}
+	}
+	const char *sub = optind < argc ? argv[optind++] : NULL;
+	if (sub && strcmp(sub, "status") == 0 && optind == argc)
+		return interlock_status(c);
+	if (sub && strcmp(sub, "history") == 0 && optind == argc)
+		return interlock_history(c, rule, limit);
+	if (sub && strcmp(sub, "restore") == 0 && optind + 1 == argc)
+		return interlock_restore(c, argv[optind], actor, note, wait_s);
+	interlock_usage(stderr);
+	return 2;
 }
