@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <jansson.h>
 #include "cloudevent.h"
+#include "lifecycle.h"
 #include "util.h"
 
 /* 15 significant digits: 0.1 stays "0.1" instead of 0.10000000000000001. */
@@ -51,6 +52,25 @@ json_t *fg_cloudevent_incident_json(const struct fg_incident *inc)
 	bad |= set_time(o, "cleared_at", inc->cleared_ms);
 	bad |= set_time(o, "reported_at", inc->reported_ms);
 	bad |= set_str(o, "dedup_key", inc->dedup_key);
+	/* The operations-center loop. */
+	bad |= set_str(o, "case_no", inc->case_no);
+	bad |= set_str(o, "disposition", inc->disposition);
+	bad |= set_str(o, "dispatched_unit", inc->dispatched_unit);
+	bad |= set(o, "overdue", json_boolean(inc->overdue));
+	bad |= set(o, "confirmed", json_boolean(inc->confirmed));
+	json_t *esc = json_object();
+	bad |= set(o, "escalation", esc);
+	if (esc) {
+		bad |= set(esc, "level", json_integer(inc->esc_level));
+		bad |= set_str(esc, "tier", fg_escalation_tier(inc->esc_level));
+		bad |= set_time(esc, "next_at", inc->esc_due_ms);
+	}
+	bad |= set_time(o, "deadline", inc->deadline_ms);
+	bad |= set_time(o, "dispatched_at", inc->dispatched_ms);
+	bad |= set_time(o, "resolved_at", inc->resolved_ms);
+	bad |= set_time(o, "closed_at", inc->closed_ms);
+	bad |= set(o, "reopened", json_integer(inc->reopened));
+	bad |= set(o, "site_incident_id", inc->parent_id ? json_integer(inc->parent_id) : json_null());
 	if (inc->has_value) {
 		bad |= set(o, "value", json_real(inc->value));
 		if (inc->unit)
@@ -63,7 +83,7 @@ json_t *fg_cloudevent_incident_json(const struct fg_incident *inc)
 	return o;
 }
 
-static json_t *device_json(const struct fg_incident *inc)
+json_t *fg_cloudevent_device_json(const struct fg_incident *inc)
 {
 	json_t *o = json_object();
 	if (!o)
@@ -138,7 +158,7 @@ char *fg_cloudevent_build(const char *gateway_id, const char *webhook_id,
 	int bad = !data || !ce;
 	if (!bad) {
 		bad |= set(data, "incident", fg_cloudevent_incident_json(inc));
-		bad |= set(data, "device", device_json(inc));
+		bad |= set(data, "device", fg_cloudevent_device_json(inc));
 		bad |= set(data, "event", trigger ? event_json(trigger) : json_null());
 		bad |= set_str(ce, "specversion", "1.0");
 		bad |= set_str(ce, "id", webhook_id);

@@ -25,6 +25,9 @@ char *fg_cloudevent_build(const char *gateway_id, const char *webhook_id,
  * firegridctl --json prints incidents in the same shape. */
 json_t *fg_cloudevent_incident_json(const struct fg_incident *inc);
 
+/* The body's data.device object (new reference, NULL on OOM). */
+json_t *fg_cloudevent_device_json(const struct fg_incident *inc);
+
 /* RFC 3339 UTC string for epoch ms, or JSON null for 0 (new reference). */
 json_t *fg_cloudevent_time_json(int64_t ms);
 

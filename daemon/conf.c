@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 
 #include "fg_config.h"
+#include "http.h"
 #include "modbus_map.h"
 #include "options.h"
 #include "sign.h"
@@ -75,6 +76,9 @@ static int check_name(const char *v, char *err, size_t errlen);
 static int check_topic(const char *v, char *err, size_t errlen);
 static int check_url(const char *v, char *err, size_t errlen);
 static int check_webhook_secret(const char *v, char *err, size_t errlen);
+static int check_listen(const char *v, char *err, size_t errlen);
+static int check_token(const char *v, char *err, size_t errlen);
+static int check_scope(const char *v, char *err, size_t errlen);
 
 static const struct choice log_levels[] = {
 	{ "error", FG_LOG_ERR }, { "warning", FG_LOG_WARN }, { "info", FG_LOG_INFO },
@@ -95,11 +99,11 @@ static const struct choice qos_levels[] = {
 _Static_assert(sizeof(enum fg_durability) == sizeof(int), "durability stored as int");
 _Static_assert(sizeof(fg_severity) == sizeof(int), "severity stored as int");
 
-#define MS(x) ((double)(x))
-#define SEC 1000.0
-#define MIN (60 * SEC)
-#define HOUR (60 * MIN)
-#define DAY (24 * HOUR)
+/* Duration bounds are in milliseconds. */
+#define T_SEC 1000.0
+#define T_MIN (60 * T_SEC)
+#define T_HOUR (60 * T_MIN)
+#define T_DAY (24 * T_HOUR)
 
 #define C(f) offsetof(struct fg_conf, f)
 static const struct conf_key daemon_keys[] = {
@@ -115,9 +119,9 @@ static const struct conf_key daemon_keys[] = {
 	{ .o = { "log_level", FG_OPT_STRING, "info", C(log_level),
 	    "Least important log messages written", 0, 0 }, .choices = log_levels },
 	{ .o = { "watchdog", FG_OPT_DURATION, "0", C(watchdog_ms),
-	    "systemd watchdog interval; 0 = take it from WATCHDOG_USEC", 0, 10 * MIN } },
+	    "systemd watchdog interval; 0 = take it from WATCHDOG_USEC", 0, 10 * T_MIN } },
 	{ .o = { "shutdown_timeout", FG_OPT_DURATION, "5s", C(shutdown_timeout_ms),
-	    "On SIGTERM, longest wait for webhooks in flight", 0, 5 * MIN } },
+	    "On SIGTERM, longest wait for webhooks in flight", 0, 5 * T_MIN } },
 };
 
 static const struct conf_key store_keys[] = {
@@ -127,7 +131,7 @@ static const struct conf_key store_keys[] = {
 	    "normal: survives a crash of firegridd; full: also a power cut (fsync every commit)",
 	    0, 0 }, .choices = durabilities },
 	{ .o = { "event_retention", FG_OPT_DURATION, "30d", C(event_retention_ms),
-	    "Raw events older than this are pruned (incidents are kept)", MS(MIN), 3650 * DAY } },
+	    "Raw events older than this are pruned (incidents are kept)", T_MIN, 3650 * T_DAY } },
 	{ .o = { "max_events", FG_OPT_INT, "1000000", C(max_events),
 	    "Most raw events kept; the oldest are pruned first", 1000, 1e9 } },
 };
@@ -156,9 +160,9 @@ static const struct conf_key mqtt_keys[] = {
 	{ .o = { "keepalive", FG_OPT_INT, "30", C(mqtt_keepalive_s),
 	    "Seconds between keepalive pings when idle", 5, 3600 } },
 	{ .o = { "reconnect_min", FG_OPT_DURATION, "500ms", C(mqtt_reconnect_min_ms),
-	    "First reconnect delay ceiling (full jitter, doubling)", 10, HOUR } },
+	    "First reconnect delay ceiling (full jitter, doubling)", 10, T_HOUR } },
 	{ .o = { "reconnect_max", FG_OPT_DURATION, "30s", C(mqtt_reconnect_max_ms),
-	    "Cap of the reconnect delay", 100, DAY } },
+	    "Cap of the reconnect delay", 100, T_DAY } },
 	{ .o = { "max_payload", FG_OPT_INT, "262144", C(mqtt_max_payload),
 	    "Bytes; larger messages are counted and dropped", 1024, 268435455 } },
 };
@@ -189,18 +193,18 @@ static const struct conf_key sink_keys[] = {
 	    0, 0 }, .flags = K_REQUIRED | K_SECRET, .check = check_webhook_secret,
 	  .example = "/etc/firegrid/ops-center.secret" },
 	{ .o = { "timeout", FG_OPT_DURATION, "10s", K(timeout_ms), "Whole request, connect included",
-	    100, 10 * MIN } },
+	    100, 10 * T_MIN } },
 	{ .o = { "connect_timeout", FG_OPT_DURATION, "5s", K(connect_timeout_ms),
-	    "TCP and TLS connection set-up", 100, 5 * MIN } },
+	    "TCP and TLS connection set-up", 100, 5 * T_MIN } },
 	{ .o = { "max_connections", FG_OPT_INT, "4", K(max_connections),
 	    "Parallel connections to this receiver", 1, 16 } },
 	{ .o = { "retry_min", FG_OPT_DURATION, "1s", K(retry_min_ms),
-	    "First retry delay ceiling (full jitter, doubling; Retry-After is honoured)", 10, HOUR } },
+	    "First retry delay ceiling (full jitter, doubling; Retry-After is honoured)", 10, T_HOUR } },
 	{ .o = { "retry_max", FG_OPT_DURATION, "5m", K(retry_max_ms), "Cap of the retry delay",
-	    SEC, DAY } },
+	    T_SEC, T_DAY } },
 	{ .o = { "give_up", FG_OPT_DURATION, "7d", K(give_up_ms),
 	    "Non-critical revisions still undelivered after this are dead-lettered; critical never",
-	    MIN, 3650 * DAY } },
+	    T_MIN, 3650 * T_DAY } },
 	{ .o = { "min_severity", FG_OPT_STRING, "info", K(min_severity),
 	    "Least severe incidents sent to this receiver", 0, 0 }, .choices = severities },
 	{ .o = { "ca_file", FG_OPT_STRING, NULL, K(ca_file),
@@ -209,6 +213,55 @@ static const struct conf_key sink_keys[] = {
 	    "Verify the receiver's certificate and host name", 0, 0 } },
 };
 #undef K
+
+#define C(f) offsetof(struct fg_conf, f)
+static const struct conf_key api_keys[] = {
+	{ .o = { "enabled", FG_OPT_BOOL, "true", C(api_enabled),
+	    "Serve the HTTP API (ops-center callbacks, /healthz, /metrics)", 0, 0 } },
+	{ .o = { "listen", FG_OPT_STRING, "127.0.0.1:8089", C(api_listen),
+	    "Addresses to listen on, ADDR:PORT or [IPV6]:PORT (IP literals); anything beyond "
+	    "loopback only when listed here", 0, 0 }, .flags = K_LIST, .check = check_listen },
+	{ .o = { "max_body", FG_OPT_INT, "65536", C(api_max_body),
+	    "Largest request body in bytes; larger ones are answered 413", 1024, 64 << 20 } },
+	{ .o = { "connection_limit", FG_OPT_INT, "64", C(api_connection_limit),
+	    "Most connections open at once per listen address", 1, 4096 } },
+	{ .o = { "idle_timeout", FG_OPT_DURATION, "30s", C(api_idle_timeout_ms),
+	    "Connections idle this long are closed", T_SEC, T_HOUR } },
+	{ .o = { "signature_tolerance", FG_OPT_DURATION, "5m", C(api_signature_tolerance_ms),
+	    "Signed requests: largest difference between webhook-timestamp and our clock",
+	    T_SEC, T_HOUR } },
+	{ .o = { "metrics_public", FG_OPT_BOOL, "true", C(api_metrics_public),
+	    "GET /metrics needs no credentials (else a client allowed 'metrics')", 0, 0 } },
+};
+#undef C
+_Static_assert(offsetof(struct fg_conf, n_api_listen) ==
+               offsetof(struct fg_conf, api_listen) + sizeof(char **),
+               "K_LIST keeps its count right after the array");
+
+#define C(f) offsetof(struct fg_conf, f)
+static const struct conf_key incidents_keys[] = {
+	{ .o = { "reopen_window", FG_OPT_DURATION, "30m", C(reopen_window_ms),
+	    "A re-alarm of the same device and kind this soon after the incident was closed "
+	    "reopens it instead of opening a new one; 0 = never", 0, 30 * T_DAY } },
+};
+#undef C
+
+#define K(f) offsetof(struct fg_conf_client, f)
+static const struct conf_key client_keys[] = {
+	{ .o = { "token", FG_OPT_STRING, NULL, K(token),
+	    "Bearer token this client sends (Authorization: Bearer ...), 16 or more characters",
+	    0, 0 }, .flags = K_SECRET, .check = check_token },
+	{ .o = { "secret", FG_OPT_STRING, NULL, K(secret),
+	    "Standard Webhooks secret this client signs its requests with (whsec_...)", 0, 0 },
+	  .flags = K_SECRET, .check = check_webhook_secret },
+	{ .o = { "allow", FG_OPT_STRING, "read actions", K(allow),
+	    "What the client may do: read, actions, ingest, metrics", 0, 0 },
+	  .flags = K_LIST, .check = check_scope },
+};
+#undef K
+_Static_assert(offsetof(struct fg_conf_client, n_allow) ==
+               offsetof(struct fg_conf_client, allow) + sizeof(char **),
+               "K_LIST keeps its count right after the array");
 
 static int check_modbus_entry(const char *v, char *err, size_t errlen);
 static int check_modbus_scale(const char *v, char *err, size_t errlen);
@@ -243,13 +296,13 @@ static const struct conf_key modbus_bus_keys[] = {
 	{ .o = { "data_bits", FG_OPT_INT, "8", B(data_bits), "rtu: data bits", 5, 8 } },
 	{ .o = { "stop_bits", FG_OPT_INT, "1", B(stop_bits), "rtu: stop bits", 1, 2 } },
 	{ .o = { "timeout", FG_OPT_DURATION, "1s", B(timeout_ms),
-	    "Response timeout of the devices on this bus (a device may set its own)", 10, MIN } },
+	    "Response timeout of the devices on this bus (a device may set its own)", 10, T_MIN } },
 	{ .o = { "connect_timeout", FG_OPT_DURATION, "3s", B(connect_timeout_ms),
-	    "tcp: connection set-up", 10, MIN } },
+	    "tcp: connection set-up", 10, T_MIN } },
 	{ .o = { "reconnect_min", FG_OPT_DURATION, "1s", B(reconnect_min_ms),
-	    "First reconnect delay ceiling after the bus failed (full jitter, doubling)", 10, HOUR } },
+	    "First reconnect delay ceiling after the bus failed (full jitter, doubling)", 10, T_HOUR } },
 	{ .o = { "reconnect_max", FG_OPT_DURATION, "1m", B(reconnect_max_ms),
-	    "Cap of the reconnect delay", 100, DAY } },
+	    "Cap of the reconnect delay", 100, T_DAY } },
 };
 #undef B
 
@@ -265,13 +318,13 @@ static const struct conf_key modbus_device_keys[] = {
 	  .flags = K_REQUIRED, .check = check_name, .example = "sdm120" },
 	{ .o = { "role", FG_OPT_STRING, NULL, D(role),
 	    "What the device watches, carried in events (e.g. port 07 meter)", 0, 0 } },
-	{ .o = { "interval", FG_OPT_DURATION, "5s", D(interval_ms), "Poll interval", 100, DAY } },
+	{ .o = { "interval", FG_OPT_DURATION, "5s", D(interval_ms), "Poll interval", 100, T_DAY } },
 	{ .o = { "timeout", FG_OPT_DURATION, "0", D(timeout_ms),
-	    "Response timeout; 0 = the bus's", 0, MIN } },
+	    "Response timeout; 0 = the bus's", 0, T_MIN } },
 	{ .o = { "offline_after", FG_OPT_INT, "3", D(offline_after),
 	    "Consecutive unanswered polls before the device is reported offline", 1, 1000 } },
 	{ .o = { "offline_interval", FG_OPT_DURATION, "30s", D(offline_interval_ms),
-	    "Poll interval while offline, so a dead device costs little bus time", 100, DAY } },
+	    "Poll interval while offline, so a dead device costs little bus time", 100, T_DAY } },
 	{ .o = { "registers", FG_OPT_STRING, NULL, D(registers),
 	    "Map entries NAME:ADDRESS[:TYPE][:ORDER][:*SCALE][:UNIT] added to (or replacing) "
 	    "the plugin's", 0, 0 }, .flags = K_LIST, .check = check_modbus_entry },
@@ -327,6 +380,7 @@ struct named_head {
 };
 _Static_assert(offsetof(struct fg_conf_source, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_sink, line) == offsetof(struct named_head, line) &&
+               offsetof(struct fg_conf_client, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_modbus_bus, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_modbus_device, line) ==
                offsetof(struct named_head, line) &&
@@ -360,12 +414,13 @@ struct conf_section {
 	void (*finish)(struct loader *l, struct cursec *sec);   /* checks across keys */
 	const char *doc;             /* comment above the section in the defaults */
 	const char *example_name;
-	bool example_off;            /* the defaults show the section commented out
-	                                (optional hardware nobody has by default) */
+	bool example_commented;      /* the defaults show it commented out (optional,
+	                                and not valid without the user's values) */
 };
 
 static void finish_mqtt(struct loader *l, struct cursec *sec);
 static void finish_sink(struct loader *l, struct cursec *sec);
+static void finish_client(struct loader *l, struct cursec *sec);
 static void finish_modbus_bus(struct loader *l, struct cursec *sec);
 
 #define TABLE(t) t, sizeof(t) / sizeof((t)[0])
@@ -375,6 +430,9 @@ FITS(store_keys);
 FITS(mqtt_keys);
 FITS(source_keys);
 FITS(sink_keys);
+FITS(api_keys);
+FITS(client_keys);
+FITS(incidents_keys);
 FITS(modbus_bus_keys);
 FITS(modbus_device_keys);
 FITS(interlock_keys);
@@ -397,6 +455,16 @@ static const struct conf_section sections[] = {
 	  "# [sink NAME]: a webhook receiver (CloudEvents, Standard Webhooks signatures);\n"
 	  "# one or more.\n",
 	  "ops-center", false },
+	{ "api", TABLE(api_keys), false, 0, 0, 0, false, 0, NULL,
+	  "# The HTTP API: ops-center callbacks and reads (/v1/...), /healthz, /metrics.\n"
+	  "# See docs/api.md.\n", NULL, false },
+	{ "client", TABLE(client_keys), NAMED(struct fg_conf_client, clients, n_clients), false, 0,
+	  finish_client,
+	  "# [client NAME]: who may call the API; any number.  Each needs a token (bearer)\n"
+	  "# or a secret (Standard Webhooks signature over the request), or both.\n",
+	  "ops-center", true },
+	{ "incidents", TABLE(incidents_keys), false, 0, 0, 0, false, 0, NULL,
+	  "# The incident lifecycle (docs/lifecycle.md).\n", NULL, false },
 	{ "modbus-bus", TABLE(modbus_bus_keys),
 	  NAMED(struct fg_conf_modbus_bus, modbus_buses, n_modbus_buses), false, 0,
 	  finish_modbus_bus,
@@ -491,6 +559,39 @@ static int check_webhook_secret(const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+static int check_listen(const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	if (fg_http_addr_parse(v, &ss) < 0)
+		return reason(err, errlen, "'%.64s' is not ADDR:PORT or [IPV6]:PORT with an IP "
+		              "literal and a port in 1..65535", v);
+	if (fg_http_addr_port(&ss) == 0)
+		return reason(err, errlen, "'%.64s': port 0 is not a fixed port", v);
+	return 0;
+}
+
+/* Never quotes the value: it is a secret. */
+static int check_token(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	if (n < 16 || n > 256)
+		return reason(err, errlen, "a token has 16..256 characters, this one %zu", n);
+	for (const char *p = v; *p; p++)
+		if (*p <= ' ' || *p > '~')
+			return reason(err, errlen, "a token is printable ASCII without spaces");
+	return 0;
+}
+
+static int check_scope(const char *v, char *err, size_t errlen)
+{
+	static const char *const scopes[] = { FG_HTTP_SCOPE_READ, FG_HTTP_SCOPE_ACTIONS,
+	                                      FG_HTTP_SCOPE_INGEST, FG_HTTP_SCOPE_METRICS };
+	for (size_t i = 0; i < FG_ARRAY_SIZE(scopes); i++)
+		if (strcmp(v, scopes[i]) == 0)
+			return 0;
+	return reason(err, errlen, "expected read, actions, ingest or metrics, got '%.48s'", v);
+}
+
 static int check_modbus_entry(const char *v, char *err, size_t errlen)
 {
 	struct fg_modbus_entry_text e;
@@ -574,19 +675,29 @@ static bool key_empty(const struct conf_key *k, void *block)
 	return false;
 }
 
+/* "error, warning, info, debug" */
+static char *choice_names(const struct conf_key *k, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (const struct choice *c = k->choices; c->name; c++) {
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, "%s%s", n ? ", " : "", c->name);
+	}
+	return buf;
+}
+
 static int set_choice(const struct conf_key *k, void *block, const char *value, char *err,
                       size_t errlen)
 {
-	char names[96] = "";
+	char names[96];
 	for (const struct choice *c = k->choices; c->name; c++) {
 		if (strcmp(c->name, value) == 0) {
 			*FIELD(block, k->o.offset, int) = c->value;
 			return 0;
 		}
-		size_t n = strlen(names);
-		snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
 	}
-	return reason(err, errlen, "expected one of %s, got '%.48s'", names, value);
+	return reason(err, errlen, "expected one of %s, got '%.48s'",
+	              choice_names(k, names, sizeof(names)), value);
 }
 
 /* Split on blanks and commas; every item is checked before any is kept. */
@@ -874,9 +985,13 @@ static void open_section(struct loader *l, const char *text, size_t len)
 		if (strcmp(sections[i].name, kind) == 0)
 			def = &sections[i];
 	if (!def) {
-		sec_error(l, l->line, NULL, "unknown section (expected daemon, store, mqtt, "
-		          "source NAME, sink NAME, modbus-bus NAME, modbus-device NAME or "
-		          "interlock NAME)");
+		char names[160] = "";
+		for (size_t i = 0; i < N_SECTIONS; i++) {
+			size_t n = strlen(names);
+			snprintf(names + n, sizeof(names) - n, "%s%s%s", n ? ", " : "",
+			         sections[i].name, sections[i].named ? " NAME" : "");
+		}
+		sec_error(l, l->line, NULL, "unknown section (expected %s)", names);
 		return;
 	}
 	if (def->named) {
@@ -1167,6 +1282,15 @@ static void finish_mqtt(struct loader *l, struct cursec *sec)
 		          "cert_file and key_file go together");
 }
 
+static void finish_client(struct loader *l, struct cursec *sec)
+{
+	const struct fg_conf_client *c = sec->block;
+
+	if (!c->token && !c->secret)
+		sec_error(l, section_line(l, sec), NULL, "needs a token (or token_file) or a secret "
+		          "(or secret_file)");
+}
+
 static void finish_sink(struct loader *l, struct cursec *sec)
 {
 	const struct fg_conf_sink *s = sec->block;
@@ -1377,14 +1501,10 @@ void fg_conf_free(struct fg_conf *conf)
 
 static void write_key(FILE *f, const struct conf_key *k, bool off)
 {
-	char type[96], names[96] = "";
+	char type[112], names[96];
 
 	if (k->choices) {
-		for (const struct choice *c = k->choices; c->name; c++) {
-			size_t n = strlen(names);
-			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", c->name);
-		}
-		snprintf(type, sizeof(type), "one of %s", names);
+		snprintf(type, sizeof(type), "one of %s", choice_names(k, names, sizeof(names)));
 	} else if (k->flags & K_LIST) {
 		snprintf(type, sizeof(type), "list");
 	} else {
@@ -1423,9 +1543,9 @@ void fg_conf_write_defaults(FILE *f)
 	      f);
 	for (size_t i = 0; i < N_SECTIONS; i++) {
 		const struct conf_section *def = &sections[i];
-		fprintf(f, "\n%s%s[%s%s%s]\n", def->doc, def->example_off ? "#" : "", def->name,
+		fprintf(f, "\n%s%s[%s%s%s]\n", def->doc, def->example_commented ? "#" : "", def->name,
 		        def->named ? " " : "", def->named ? def->example_name : "");
 		for (size_t j = 0; j < def->n_keys; j++)
-			write_key(f, &def->keys[j], def->example_off);
+			write_key(f, &def->keys[j], def->example_commented);
 	}
 }

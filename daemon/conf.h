@@ -9,6 +9,9 @@
  *                     the section are the plugin's own options, validated
  *                     later against the plugin's option table
  *   [sink NAME]       a webhook receiver (one or more)
+ *   [api]             the HTTP server (ops-center API, health, metrics)
+ *   [client NAME]     an API client: its credentials and what it may do
+ *   [incidents]       the incident lifecycle: reopening, ...
  *   [modbus-bus NAME] a Modbus TCP endpoint or RTU serial line (one worker
  *                     thread each)
  *   [modbus-device NAME]  a polled device on a bus; other keys in the
@@ -34,6 +37,11 @@
  *   [sink NAME]    url, secret | secret_file (both required), timeout,
  *             connect_timeout, max_connections, retry_min, retry_max, give_up,
  *             min_severity (info|warning|major|critical), ca_file, tls_verify
+ *   [api]     enabled, listen (list of ADDR:PORT), max_body, connection_limit,
+ *             idle_timeout, signature_tolerance, metrics_public
+ *   [client NAME]  token | token_file, secret | secret_file (at least one),
+ *             allow (list of read, actions, ingest, metrics)
+ *   [incidents]  reopen_window
  *   [modbus-bus NAME]  type (tcp|rtu, required), host, port (tcp), device,
  *             baud, parity (none|even|odd), data_bits, stop_bits (rtu),
  *             timeout, connect_timeout, reconnect_min, reconnect_max
@@ -106,6 +114,16 @@ struct fg_conf_sink {
 	fg_severity min_severity;  /* default info: send everything */
 	char *ca_file;             /* optional, for https */
 	int tls_verify;            /* default 1 */
+};
+
+/* An API client ([client NAME]): who may call the HTTP API, and for what. */
+struct fg_conf_client {
+	char *name;                /* from "[client NAME]" */
+	int line;
+	char *token;               /* bearer token (or token_file), >= 16 characters */
+	char *secret;              /* Standard Webhooks "whsec_" secret (or secret_file) */
+	char **allow;              /* scopes: read, actions, ingest, metrics */
+	size_t n_allow;
 };
 
 enum fg_modbus_bus_type {
@@ -203,6 +221,22 @@ struct fg_conf {
 	size_t n_sources;
 	struct fg_conf_sink *sinks;
 	size_t n_sinks;
+
+	/* [api] */
+	int api_enabled;           /* default 1 (on loopback) */
+	char **api_listen;         /* "ADDR:PORT" / "[V6]:PORT"; default 127.0.0.1:8089 */
+	size_t n_api_listen;
+	int64_t api_max_body;      /* bytes; larger request bodies get 413; default 65536 */
+	int64_t api_connection_limit; /* per listener, default 64 */
+	int64_t api_idle_timeout_ms;  /* idle connections are closed; default 30s */
+	int64_t api_signature_tolerance_ms; /* webhook-timestamp skew accepted; default 5m */
+	int api_metrics_public;    /* GET /metrics without credentials; default 1 */
+
+	struct fg_conf_client *clients;
+	size_t n_clients;
+
+	/* [incidents] */
+	int64_t reopen_window_ms;  /* a re-alarm this soon after close reopens; default 30m */
 	struct fg_conf_modbus_bus *modbus_buses;
 	size_t n_modbus_buses;
 	struct fg_conf_modbus_device *modbus_devices;

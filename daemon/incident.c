@@ -3,13 +3,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
+#include "cloudevent.h"
 #include "incident.h"
+#include "lifecycle.h"
 #include "outbox.h"
 #include "util.h"
 
 struct fg_incidents {
 	fg_store *st;
 	struct fg_outbox *ob;      /* may be NULL: no webhooks queued */
+	const struct fg_conf *conf;/* lifecycle settings; NULL = none */
 };
 
 /* One apply() is all-or-nothing inside the group transaction: a failure
@@ -62,11 +66,11 @@ static const char SQL_FOLD_REVISE[] =
 	" revision = revision + 1 WHERE id = ?1";
 
 static const char SQL_FIND_ACTIVE_KEY[] =
-	"SELECT id, state FROM incidents"
+	"SELECT id, state, kind FROM incidents"
 	" WHERE dedup_key = ?1 AND state <> 'closed' AND cleared_ms IS NULL";
 
 static const char SQL_FIND_ACTIVE_DEVICE[] =
-	"SELECT id, state FROM incidents"
+	"SELECT id, state, kind FROM incidents"
 	" WHERE device = ?1 AND state <> 'closed' AND cleared_ms IS NULL ORDER BY id";
 
 static const char SQL_CLEAR[] =
@@ -78,6 +82,32 @@ static const char SQL_HISTORY[] =
 	" channel, note, revision)"
 	" SELECT id, ?2, ?3, state, ?4, ?5, ?6, revision FROM incidents WHERE id = ?1";
 
+/* A re-alarm soon after close reopens the incident it ends. */
+static const char SQL_FIND_CLOSED[] =
+	"SELECT id, severity FROM incidents WHERE dedup_key = ?1 AND state = 'closed' AND closed_ms >= ?2"
+	" ORDER BY closed_ms DESC LIMIT 1";
+
+/* Reopening by a re-alarm: like a fold that is a new revision, and the
+ * incident starts over (escalation from level 0, no disposition). */
+static const char SQL_REOPEN[] =
+	"UPDATE incidents SET " SQL_FOLD_SET ", severity = ?7,"
+	" cleared_ms = NULL, closed_ms = NULL, resolved_ms = NULL, disposition = NULL,"
+	" state = 'reopened', overdue = 0, esc_level = 0, reopened = reopened + 1,"
+	" revision = revision + 1 WHERE id = ?1";
+
+/* Device health is resolved by the device itself (the center still
+ * closes it). */
+static const char SQL_AUTO_RESOLVE[] =
+	"UPDATE incidents SET state = 'resolved', resolved_ms = ?2 WHERE id = ?1";
+
+/* The first acceptance of an incident the center already acted on (it
+ * dispatched before our 2xx was processed): the time, not the state. */
+static const char SQL_REPORTED_AT[] =
+	"UPDATE incidents SET reported_ms = ?2 WHERE id = ?1 AND reported_ms IS NULL";
+
+static const char SQL_CASE_NO[] =
+	"UPDATE incidents SET case_no = ?2 WHERE id = ?1 AND case_no IS NULL";
+
 static const char SQL_MARK_REPORTED[] =
 	"UPDATE incidents SET state = 'reported', reported_ms = coalesce(reported_ms, ?2)"
 	" WHERE id = ?1 AND state = 'open'";
@@ -85,7 +115,9 @@ static const char SQL_MARK_REPORTED[] =
 static const char SQL_GET[] =
 	"SELECT id, dedup_key, device, source, plugin, kind, severity, state, revision,"
 	" count, opened_ms, last_seen_ms, cleared_ms, closed_ms, reported_ms, value, unit,"
-	" attrs FROM incidents WHERE id = ?1";
+	" attrs, case_no, disposition, dispatched_unit, overdue, confirmed, esc_level,"
+	" esc_due_ms, deadline_ms, confirm_due_ms, hold_until_ms, dispatched_ms, resolved_ms,"
+	" reopened, site, parent_id FROM incidents WHERE id = ?1";
 
 void fg_incident_clear(struct fg_incident *inc)
 {
@@ -98,6 +130,10 @@ void fg_incident_clear(struct fg_incident *inc)
 	free(inc->state);
 	free(inc->unit);
 	free(inc->attrs_json);
+	free(inc->case_no);
+	free(inc->disposition);
+	free(inc->dispatched_unit);
+	free(inc->site);
 	memset(inc, 0, sizeof(*inc));
 }
 
@@ -116,6 +152,22 @@ void fg_incidents_free(fg_incidents *inc)
 {
 	free(inc);
 }
+
+void fg_incidents_set_conf(fg_incidents *inc, const struct fg_conf *conf)
+{
+	inc->conf = conf;
+}
+
+const struct fg_conf *fg_incidents_conf(fg_incidents *inc)
+{
+	return inc->conf;
+}
+
+fg_store *fg_incidents_store(fg_incidents *inc)
+{
+	return inc->st;
+}
+
 
 static int64_t column_ms(sqlite3_stmt *s, int col)
 {
@@ -153,13 +205,34 @@ int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret)
 	};
 	/* Names this binary does not know (a newer daemon wrote them) read
 	 * as none/info rather than failing the whole row. */
+	inc.case_no = fg_store_column_strdup(s, 18);
+	inc.disposition = fg_store_column_strdup(s, 19);
+	inc.dispatched_unit = fg_store_column_strdup(s, 20);
+	inc.overdue = sqlite3_column_int(s, 21);
+	inc.confirmed = sqlite3_column_int(s, 22);
+	inc.esc_level = sqlite3_column_int(s, 23);
+	inc.esc_due_ms = column_ms(s, 24);
+	inc.deadline_ms = column_ms(s, 25);
+	inc.confirm_due_ms = column_ms(s, 26);
+	inc.hold_until_ms = column_ms(s, 27);
+	inc.dispatched_ms = column_ms(s, 28);
+	inc.resolved_ms = column_ms(s, 29);
+	inc.reopened = sqlite3_column_int64(s, 30);
+	inc.site = fg_store_column_strdup(s, 31);
+	inc.parent_id = column_ms(s, 32);
 	if (fg_kind_parse((const char *)sqlite3_column_text(s, 5), &inc.kind) < 0)
 		inc.kind = FG_KIND_NONE;
 	if (fg_severity_parse((const char *)sqlite3_column_text(s, 6), &inc.severity) < 0)
 		inc.severity = FG_SEV_INFO;
+	bool oom = false;
+	for (int col = 16; col <= 31; col++) {
+		char *const *p = col == 16 ? &inc.unit : col == 17 ? &inc.attrs_json :
+		                 col == 18 ? &inc.case_no : col == 19 ? &inc.disposition :
+		                 col == 20 ? &inc.dispatched_unit : col == 31 ? &inc.site : NULL;
+		oom |= p && !*p && sqlite3_column_type(s, col) != SQLITE_NULL;
+	}
 	sqlite3_reset(s);
-	if (!inc.dedup_key || !inc.device || !inc.source || !inc.plugin || !inc.state ||
-	    (sqlite3_column_type(s, 16) != SQLITE_NULL && !inc.unit)) {
+	if (!inc.dedup_key || !inc.device || !inc.source || !inc.plugin || !inc.state || oom) {
 		fg_incident_clear(&inc);
 		return -ENOMEM;
 	}
@@ -188,6 +261,13 @@ struct apply {
 	int64_t now_ms;
 	char actor[160];           /* "<plugin>/<source>" for history rows */
 };
+
+/* The state changed on the device's account: escalation and deadlines
+ * follow the new state. */
+static int lifecycle_restart(struct apply *a, int64_t id)
+{
+	return fg_incidents_reschedule(a->inc, id, a->now_ms);
+}
 
 static int device_seen(struct apply *a)
 {
@@ -251,34 +331,48 @@ static int event_insert(struct apply *a, int64_t incident_id, int64_t *ret_id)
 	return 0;
 }
 
+int fg_incident_history_add(fg_store *st, int64_t id, int64_t at_ms, const char *from_state,
+                            const char *actor, const char *channel, const char *note)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_HISTORY);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, at_ms);
+	fg_store_bind_text(s, 3, from_state);
+	fg_store_bind_text(s, 4, actor);
+	fg_store_bind_text(s, 5, channel);
+	fg_store_bind_text(s, 6, note);
+	return fg_store_step_done(s);
+}
+
+int fg_incidents_publish(fg_incidents *inc, int64_t id, const char *change,
+                         const struct fg_ev *trigger, int64_t now_ms)
+{
+	if (!inc->ob)
+		return 0;
+	struct fg_incident row;
+	int r = fg_incident_get(inc->st, id, &row);
+	if (r < 0)
+		return r;
+	if (!row.hold_until_ms)
+		r = fg_outbox_enqueue(inc->ob, &row, trigger, change, now_ms);
+	fg_incident_clear(&row);
+	return r < 0 ? r : 0;
+}
+
 /* History row for the incident's current state and revision. */
 static int history(struct apply *a, int64_t incident_id, const char *from_state,
                    const char *note)
 {
-	sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_HISTORY);
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, incident_id);
-	sqlite3_bind_int64(s, 2, a->now_ms);
-	fg_store_bind_text(s, 3, from_state);
-	fg_store_bind_text(s, 4, a->actor);
-	fg_store_bind_text(s, 5, "device");
-	fg_store_bind_text(s, 6, note);
-	return fg_store_step_done(s);
+	return fg_incident_history_add(a->inc->st, incident_id, a->now_ms, from_state, a->actor,
+	                               "device", note);
 }
 
 /* Queue the incident's current revision for the sinks. */
 static int publish(struct apply *a, int64_t incident_id, const char *change)
 {
-	if (!a->inc->ob)
-		return 0;
-	struct fg_incident row;
-	int r = fg_incident_get(a->inc->st, incident_id, &row);
-	if (r < 0)
-		return r;
-	r = fg_outbox_enqueue(a->inc->ob, &row, a->ev, change, a->now_ms);
-	fg_incident_clear(&row);
-	return r < 0 ? r : 0;
+	return fg_incidents_publish(a->inc, incident_id, change, a->ev, a->now_ms);
 }
 
 static int open_incident(struct apply *a, const char *key, int64_t *ret_id)
@@ -320,6 +414,62 @@ static int open_incident(struct apply *a, const char *key, int64_t *ret_id)
 	return FG_APPLY_OPENED;
 }
 
+/* A re-alarm brings a resolved (or recently closed) incident back. */
+static int reopen(struct apply *a, int64_t id, int64_t event_id, const char *from_state,
+                  fg_severity sev, const char *note)
+{
+	sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_REOPEN);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, a->now_ms);
+	bind_value(s, 3, a->ev);
+	fg_store_bind_text(s, 5, a->ev->attrs_json);
+	sqlite3_bind_int64(s, 6, event_id);
+	fg_store_bind_text(s, 7, fg_severity_name(sev));
+	int r = fg_store_step_done(s);
+	if (r >= 0)
+		r = lifecycle_restart(a, id);
+	if (r >= 0)
+		r = history(a, id, from_state, note);
+	if (r >= 0)
+		r = publish(a, id, "reopened");
+	return r < 0 ? r : FG_APPLY_REOPENED;
+}
+
+/* A closed incident of this key within the reopen window?  1 and its id
+ * and severity, 0 when none (or no window), -errno. */
+static int find_closed(struct apply *a, const char *key, int64_t *ret_id, fg_severity *ret_sev)
+{
+	const struct fg_conf *conf = a->inc->conf;
+	if (!conf || conf->reopen_window_ms <= 0)
+		return 0;
+	sqlite3_stmt *s = fg_store_stmt(a->inc->st, SQL_FIND_CLOSED);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, key);
+	sqlite3_bind_int64(s, 2, a->now_ms - conf->reopen_window_ms);
+	int r = fg_store_step_row(s);
+	if (r > 0) {
+		*ret_id = sqlite3_column_int64(s, 0);
+		if (fg_severity_parse((const char *)sqlite3_column_text(s, 1), ret_sev) < 0)
+			*ret_sev = FG_SEV_INFO;
+		sqlite3_reset(s);
+	}
+	return r;
+}
+
+static int reopen_closed(struct apply *a, int64_t id, fg_severity sev)
+{
+	int64_t event_id;
+	int r = event_insert(a, id, &event_id);
+	if (r < 0)
+		return r;
+	return reopen(a, id, event_id, FG_STATE_CLOSED,
+	              a->ev->severity > sev ? a->ev->severity : sev,
+	              "realarm within the reopen window");
+}
+
 /* An alarm for a key that has an incident that is not closed. */
 static int fold(struct apply *a, int64_t id, const char *state, fg_severity severity,
                 bool cleared)
@@ -334,6 +484,8 @@ static int fold(struct apply *a, int64_t id, const char *state, fg_severity seve
 	 * just like a re-alarm after a clear. */
 	fg_severity new_sev = ev->severity > severity ? ev->severity : severity;
 	bool revise = cleared || new_sev != severity;
+	if (cleared && strcmp(state, FG_STATE_RESOLVED) == 0)
+		return reopen(a, id, event_id, state, new_sev, "realarm of a resolved incident");
 	sqlite3_stmt *s = fg_store_stmt(st, revise ? SQL_FOLD_REVISE : SQL_FOLD);
 	if (!s)
 		return -EIO;
@@ -388,7 +540,15 @@ static int apply_alarm(struct apply *a, int64_t *ret_id)
 		r = fold(a, id, state, sev, cleared);
 		*ret_id = id;
 	} else if (r == 0) {
-		r = open_incident(a, key, ret_id);
+		int64_t closed_id = 0;
+		fg_severity sev = FG_SEV_INFO;
+		r = find_closed(a, key, &closed_id, &sev);
+		if (r > 0) {
+			r = reopen_closed(a, closed_id, sev);
+			*ret_id = closed_id;
+		} else if (r == 0) {
+			r = open_incident(a, key, ret_id);
+		}
 	}
 	if (key != buf)
 		free(key);
@@ -398,7 +558,20 @@ static int apply_alarm(struct apply *a, int64_t *ret_id)
 struct active {
 	int64_t id;
 	char state[24];
+	fg_kind kind;
 };
+
+/* Conditions of the device itself, which end when it says so. */
+static bool device_health(fg_kind k)
+{
+	return k == FG_KIND_BATTERY_LOW || k == FG_KIND_TAMPER || k == FG_KIND_FAULT ||
+	       k == FG_KIND_OFFLINE;
+}
+
+static bool state_live(const char *state)
+{
+	return strcmp(state, FG_STATE_RESOLVED) != 0 && strcmp(state, FG_STATE_CLOSED) != 0;
+}
 
 /* Active (not cleared, not closed) incidents a recovery event ends. */
 static int find_active(struct apply *a, fg_kind target, struct active **ret, size_t *ret_n)
@@ -434,6 +607,8 @@ static int find_active(struct apply *a, fg_kind target, struct active **ret, siz
 		}
 		v[n].id = sqlite3_column_int64(s, 0);
 		snprintf(v[n].state, sizeof(v[n].state), "%s", (const char *)sqlite3_column_text(s, 1));
+		if (fg_kind_parse((const char *)sqlite3_column_text(s, 2), &v[n].kind) < 0)
+			v[n].kind = FG_KIND_NONE;
 		n++;
 	}
 	if (key && key != buf)
@@ -469,6 +644,16 @@ static int apply_recovery(struct apply *a, int64_t *ret_id)
 		sqlite3_bind_int64(s, 2, a->now_ms);
 		sqlite3_bind_int64(s, 3, event_id);
 		r = fg_store_step_done(s);
+		/* The device says it is healthy again: resolved, and the
+		 * center's close is still needed. */
+		if (r >= 0 && device_health(v[i].kind) && state_live(v[i].state) &&
+		    (s = fg_store_stmt(a->inc->st, SQL_AUTO_RESOLVE))) {
+			sqlite3_bind_int64(s, 1, v[i].id);
+			sqlite3_bind_int64(s, 2, a->now_ms);
+			r = fg_store_step_done(s);
+			if (r >= 0)
+				r = lifecycle_restart(a, v[i].id);
+		}
 		if (r >= 0)
 			r = history(a, v[i].id, v[i].state, "cleared");
 		if (r >= 0)
@@ -539,6 +724,36 @@ int fg_incidents_apply(fg_incidents *inc, const struct fg_ev *ev, int64_t *ret_i
 	return r;
 }
 
+int fg_incidents_delivered(fg_incidents *inc, int64_t incident_id, const char *sink,
+                           int64_t at_ms, const char *resp_body, size_t resp_len)
+{
+	int r = fg_incidents_mark_reported(inc, incident_id, sink, at_ms);
+	sqlite3_stmt *s = r < 0 ? NULL : fg_store_stmt(inc->st, SQL_REPORTED_AT);
+	if (r >= 0 && !s)
+		r = -EIO;
+	if (s) {
+		sqlite3_bind_int64(s, 1, incident_id);
+		sqlite3_bind_int64(s, 2, at_ms);
+		r = fg_store_step_done(s);
+	}
+	if (r < 0 || !resp_body || !resp_len)
+		return r;
+	json_t *doc = json_loadb(resp_body, resp_len, 0, NULL);
+	const char *case_no = json_string_value(json_object_get(doc, "case_no"));
+	if (case_no && *case_no && strlen(case_no) <= 64) {
+		s = fg_store_stmt(inc->st, SQL_CASE_NO);
+		if (!s) {
+			r = -EIO;
+		} else {
+			sqlite3_bind_int64(s, 1, incident_id);
+			fg_store_bind_text(s, 2, case_no);
+			r = fg_store_step_done(s);
+		}
+	}
+	json_decref(doc);
+	return r;
+}
+
 int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
                                const char *sink, int64_t at_ms)
 {
@@ -563,4 +778,49 @@ int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
 	fg_store_bind_text(s, 4, sink);
 	fg_store_bind_text(s, 5, "webhook");
 	return fg_store_step_done(s);
+}
+
+static const char SQL_HISTORY_READ[] =
+	"SELECT at_ms, from_state, to_state, revision, actor, channel, note"
+	" FROM incident_history WHERE incident_id = ?1 ORDER BY id";
+
+static json_t *text_or_null(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	return t ? json_string((const char *)t) : json_null();
+}
+
+int fg_incident_history_json(fg_store *st, int64_t id, json_t **ret)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_HISTORY_READ);
+	if (!s)
+		return -EIO;
+	json_t *arr = json_array();
+	if (!arr)
+		return -ENOMEM;
+	sqlite3_bind_int64(s, 1, id);
+	int r;
+	while ((r = fg_store_step_row(s)) > 0) {
+		json_t *h = json_object();
+		int bad = !h || json_array_append_new(arr, h) < 0;
+		bad |= !bad && json_object_set_new(h, "at", fg_cloudevent_time_json(sqlite3_column_int64(s, 0))) < 0;
+		bad |= !bad && json_object_set_new(h, "from", text_or_null(s, 1)) < 0;
+		bad |= !bad && json_object_set_new(h, "to", text_or_null(s, 2)) < 0;
+		bad |= !bad && json_object_set_new(h, "revision", sqlite3_column_type(s, 3) == SQLITE_NULL
+		                                   ? json_null() : json_integer(sqlite3_column_int64(s, 3))) < 0;
+		bad |= !bad && json_object_set_new(h, "actor", text_or_null(s, 4)) < 0;
+		bad |= !bad && json_object_set_new(h, "channel", text_or_null(s, 5)) < 0;
+		bad |= !bad && json_object_set_new(h, "note", text_or_null(s, 6)) < 0;
+		if (bad) {
+			sqlite3_reset(s);
+			r = -ENOMEM;
+			break;
+		}
+	}
+	if (r < 0) {
+		json_decref(arr);
+		return r;
+	}
+	*ret = arr;
+	return 0;
 }

@@ -72,6 +72,23 @@ struct fg_incident {
 	double value;
 	char *unit;
 	char *attrs_json;          /* attrs of the latest event, or NULL */
+
+	/* The operations-center loop (schema v2; see lifecycle.h). */
+	char *case_no;             /* the center's case number, or NULL */
+	char *disposition;         /* set on close: real_fire, false_alarm, ... */
+	char *dispatched_unit;     /* "unit" of the last dispatch, or NULL */
+	int overdue;               /* a deadline passed (sticky until reopened) */
+	int confirmed;             /* fire class: 0 until the double knock */
+	int esc_level;             /* 0..3: small grid, medium, large, fire brigade */
+	int64_t esc_due_ms;        /* next escalation, 0 = not escalating */
+	int64_t deadline_ms;       /* the center's deadline, 0 = none */
+	int64_t confirm_due_ms;    /* persistence check of an unconfirmed alarm */
+	int64_t hold_until_ms;     /* report held back until then (0 = sent) */
+	int64_t dispatched_ms;
+	int64_t resolved_ms;
+	int64_t reopened;          /* times reopened */
+	char *site;                /* compound (registry) or source: storm grouping */
+	int64_t parent_id;         /* site incident it is grouped under, 0 = none */
 };
 
 void fg_incident_clear(struct fg_incident *inc);   /* frees strings, NULL-safe */
@@ -88,6 +105,8 @@ enum fg_apply_result {
 	FG_APPLY_REPEAT,          /* folded into an open incident */
 	FG_APPLY_REALARM,         /* re-alarm of a cleared, still-open incident */
 	FG_APPLY_CLEARED,         /* cleared one or more incidents */
+	FG_APPLY_REOPENED,        /* re-alarm of a resolved incident, or of a
+	                             closed one within reopen_window */
 };
 
 /* Fold one event in (inside the current transaction; begins it if needed).
@@ -106,9 +125,45 @@ int fg_incidents_apply(fg_incidents *inc, const struct fg_ev *ev, int64_t *ret_i
 int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
                                const char *sink, int64_t at_ms);
 
+/* Lifecycle settings (reopen window, ...) from conf, which must outlive
+ * the incidents or be replaced by another call.  Without a conf (NULL, the
+ * default) incidents only ever open, fold and clear: nothing reopens. */
+void fg_incidents_set_conf(fg_incidents *inc, const struct fg_conf *conf);
+
+/* A sink accepted a revision: fg_incidents_mark_reported, and when the
+ * response body is a JSON object with a string "case_no" and the incident
+ * has none yet, keep it (later revisions carry it).  Inside the group
+ * transaction. */
+int fg_incidents_delivered(fg_incidents *inc, int64_t incident_id, const char *sink,
+                           int64_t at_ms, const char *resp_body, size_t resp_len);
+
 /* Read one incident by id into *ret (strings malloc'd: release with
  * fg_incident_clear): 0, -ENOENT, or -errno; *ret untouched on failure.
  * Works on a read-only store too. */
 int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret);
+
+/* ---- shared with lifecycle.c and escalate.c -------------------------------- */
+
+fg_store *fg_incidents_store(fg_incidents *inc);
+/* NULL until fg_incidents_set_conf. */
+const struct fg_conf *fg_incidents_conf(fg_incidents *inc);
+
+/* Append a history row for the incident's current state and revision
+ * (to_state and revision are read from the row). */
+int fg_incident_history_add(fg_store *st, int64_t id, int64_t at_ms, const char *from_state,
+                            const char *actor, const char *channel, const char *note);
+
+/* Queue the incident's current revision for the sinks as `change`
+ * (trigger may be NULL).  Nothing is queued while its report is held
+ * (hold_until_ms) or without an outbox.  0 or -errno. */
+int fg_incidents_publish(fg_incidents *inc, int64_t id, const char *change,
+                         const struct fg_ev *trigger, int64_t now_ms);
+
+/* The incident's history, oldest first, as a JSON array of
+ * {"at", "from", "to", "revision", "actor", "channel", "note"} (times RFC
+ * 3339, absent values null) in *ret (new reference).  0 or -errno; an
+ * unknown id gives an empty array.  Works on a read-only store too. */
+struct json_t;
+int fg_incident_history_json(fg_store *st, int64_t id, struct json_t **ret);
 
 #endif

@@ -99,11 +99,16 @@ void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg)
 		if (rejected)
 			fg_metrics_add("firegrid_events_rejected_total", "source", src->name, rejected);
 		if (r < 0) {
+			char why[256];
+			/* key="value" logs: keep the plugin's quotes from ending the value */
+			snprintf(why, sizeof(why), "%s", reason ? reason : "");
+			for (char *q = why; *q; q++)
+				if (*q == '"')
+					*q = '\'';
 			fg_metrics_inc("firegrid_decode_errors_total", "source", src->name);
 			fg_log_rl(&decode_rl, FG_LOG_WARN, "ingest",
 			          "cannot decode source=%s plugin=%s topic=%s bytes=%zu err=\"%s\" reason=\"%s\"",
-			          src->name, src->plugin, msg->topic, msg->len, fg_strerror(r),
-			          reason ? reason : "");
+			          src->name, src->plugin, msg->topic, msg->len, fg_strerror(r), why);
 		}
 	}
 	if (!matched) {

@@ -41,6 +41,9 @@ struct fg_outbox;
 struct fg_modbus;
 typedef struct fg_interlock fg_interlock;
 
+/* The store schema version that added interlock_actions/_commands. */
+#define FG_INTERLOCK_SCHEMA_VERSION 3
+
 /* Rules of conf (cross-references were checked by the config loader).
  * loop NULL: validation only. */
 int fg_interlock_new(uv_loop_t *loop, const struct fg_conf *conf, struct fg_modbus *m,

@@ -56,6 +56,9 @@ static bool use_journal_prefix(void)
 }
 
 static void log_v(int level, const char *module, const char *suffix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
+static void log_v(int level, const char *module, const char *suffix, const char *fmt, va_list ap)
 {
 	char line[2048];
 	size_t n;

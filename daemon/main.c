@@ -20,8 +20,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <uv.h>
+#include "api.h"
 #include "conf.h"
+#include "escalate.h"
 #include "fg_config.h"
+#include "http.h"
 #include "incident.h"
 #include "ingest.h"
 #include "log.h"
@@ -54,6 +57,9 @@ struct daemon {
 	fg_ingest *ing;
 	fg_webhook *wh;
 	fg_mqtt *mqtt;
+	fg_http *http;               /* NULL when [api] enabled = false */
+	fg_api *api;
+	fg_escalate *esc;            /* the deadline timer */
 	fg_modbus *modbus;
 	fg_modbus *old_modbus;       /* closing after a reload */
 	bool modbus_restarting;
@@ -81,7 +87,7 @@ static void on_delivered(void *data, const struct fg_outbox_row *row, long statu
                          const char *body, size_t len)
 {
 	struct daemon *d = data;
-	int r = fg_incidents_mark_reported(d->inc, row->incident_id, row->sink, fg_now_ms());
+	int r = fg_incidents_delivered(d->inc, row->incident_id, row->sink, fg_now_ms(), body, len);
 	if (r < 0)
 		fg_warn("main", "cannot mark incident reported id=%lld err=\"%s\"",
 		        (long long)row->incident_id, fg_strerror(r));
@@ -156,8 +162,32 @@ static int start_mqtt(struct daemon *d)
 	return fg_mqtt_start(d->mqtt);
 }
 
+static bool broker_up(void *data)
+{
+	struct daemon *d = data;
+	return fg_mqtt_connected(d->mqtt);
+}
+
+/* The HTTP server; modules register their routes on d->http before it
+ * starts listening. */
+static int start_api(struct daemon *d)
+{
+	if (!d->conf->api_enabled)
+		return 0;
+	int r = fg_http_new(&d->loop, d->conf, &d->http);
+	if (r == 0)
+		r = fg_api_new(d->http, d->conf, d->st, d->inc, d->ob, broker_up, d, &d->api);
+	if (r == 0)
+		r = fg_http_start(d->http);
+	if (r < 0)
+		fg_err("main", "cannot start the HTTP API err=\"%s\"", fg_strerror(r));
+	return r;
+}
+
 static void close_handles(struct daemon *d)
 {
+	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
+	fg_escalate_close(d->esc, NULL, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
@@ -228,6 +258,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	d->stopping = true;
 	notify("STOPPING=1");
 	fg_info("main", "stopping signal=%s", strsignal(signum));
+	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
 	fg_modbus_close(d->modbus, NULL, NULL);   /* workers exit; their handles close */
 	if (d->restarting)
 		return;         /* mqtt_closed_cb sees d->stopping */
@@ -276,6 +307,14 @@ static void reload_cb(uv_signal_t *h, int signum)
 	d->old_conf = d->conf;
 	d->conf = nc;
 	fg_outbox_set_conf(d->ob, nc);
+	fg_incidents_set_conf(d->inc, nc);
+	if (d->api)
+		fg_api_set_conf(d->api, nc);
+	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
+	if (r < 0)
+		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
+	else if (r > 0)
+		fg_warn("main", "API listen addresses take effect at the next restart");
 	d->old_modbus = d->modbus;
 	d->modbus = nmodbus;
 	d->modbus_restarting = true;
@@ -394,6 +433,7 @@ int main(int argc, char **argv)
 	}
 	if ((r = fg_outbox_new(d.st, d.conf, &d.ob)) < 0 ||
 	    (r = fg_incidents_new(d.st, d.ob, &d.inc)) < 0 ||
+	    (r = fg_escalate_new(&d.loop, d.st, d.inc, &d.esc)) < 0 ||
 	    (r = fg_plugin_host_new(d.conf->plugin_dir, &d.host)) < 0) {
 		fg_err("main", "cannot initialise err=\"%s\"", fg_strerror(r));
 		goto out;
@@ -437,7 +477,12 @@ int main(int argc, char **argv)
 		close_handles(&d);
 	} else {
 		fg_webhook_on_delivered(d.wh, on_delivered, &d);
-		r = start_mqtt(&d);
+		fg_incidents_set_conf(d.inc, d.conf);
+		r = fg_escalate_start(d.esc);
+		if (r == 0)
+			r = start_api(&d);
+		if (r == 0)
+			r = start_mqtt(&d);
 		if (r == 0)
 			r = fg_modbus_start(d.modbus);
 	}
@@ -464,6 +509,9 @@ out:
 	fg_outbox_free(d.ob);
 	fg_store_close(d.st);
 	fg_webhook_free(d.wh);      /* after the store: it holds a commit hook */
+	fg_escalate_free(d.esc);    /* likewise */
+	fg_api_free(d.api);
+	fg_http_free(d.http);
 	fg_plugin_host_free(d.host);
 	fg_conf_free(d.conf);
 	fg_metrics_reset();

@@ -32,6 +32,7 @@ struct fg_store {
 	bool in_txn;
 	int schema_version;
 	int64_t changes_at_begin;  /* sqlite3_total_changes64 when the txn began */
+	int commit_error;          /* -errno of the last commit, 0 when it worked */
 	struct {
 		fg_store_commit_cb cb;
 		void *data;
@@ -120,7 +121,50 @@ static const char *const migrations[] = {
 	" name TEXT PRIMARY KEY, value INTEGER NOT NULL, updated_ms INTEGER NOT NULL)"
 	" WITHOUT ROWID;",
 
-	/* 1 -> 2: the Modbus interlock (interlock.c) */
+	/* 1 -> 2: the operations-center loop (lifecycle, deadlines, double
+	 * knock, held reports, site grouping, actions, device registry). */
+	"ALTER TABLE incidents ADD COLUMN case_no TEXT;"
+	"ALTER TABLE incidents ADD COLUMN disposition TEXT;"
+	"ALTER TABLE incidents ADD COLUMN dispatched_unit TEXT;"
+	"ALTER TABLE incidents ADD COLUMN overdue INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE incidents ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE incidents ADD COLUMN esc_level INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE incidents ADD COLUMN esc_due_ms INTEGER;"
+	"ALTER TABLE incidents ADD COLUMN deadline_ms INTEGER;"
+	"ALTER TABLE incidents ADD COLUMN confirm_due_ms INTEGER;"
+	"ALTER TABLE incidents ADD COLUMN hold_until_ms INTEGER;"
+	"ALTER TABLE incidents ADD COLUMN next_due_ms INTEGER;"
+	"ALTER TABLE incidents ADD COLUMN dispatched_ms INTEGER;"
+	"ALTER TABLE incidents ADD COLUMN resolved_ms INTEGER;"
+	"ALTER TABLE incidents ADD COLUMN reopened INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE incidents ADD COLUMN site TEXT;"
+	"ALTER TABLE incidents ADD COLUMN parent_id INTEGER;"
+	/* The deadline timer's walk: the earliest next_due_ms first. */
+	"CREATE INDEX incidents_due ON incidents(next_due_ms) WHERE next_due_ms IS NOT NULL;"
+	/* Re-alarms within the reopen window find the incident they reopen. */
+	"CREATE INDEX incidents_closed_key ON incidents(dedup_key, closed_ms)"
+	" WHERE state = 'closed';"
+	"CREATE TABLE incident_actions("
+	" action_id TEXT PRIMARY KEY, client TEXT NOT NULL,"
+	" incident_id INTEGER NOT NULL REFERENCES incidents(id),"
+	" request TEXT NOT NULL, status INTEGER NOT NULL, response TEXT NOT NULL,"
+	" at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	"ALTER TABLE devices ADD COLUMN name TEXT;"
+	"ALTER TABLE devices ADD COLUMN compound TEXT;"
+	"ALTER TABLE devices ADD COLUMN building TEXT;"
+	"ALTER TABLE devices ADD COLUMN unit TEXT;"
+	"ALTER TABLE devices ADD COLUMN floor TEXT;"
+	"ALTER TABLE devices ADD COLUMN room TEXT;"
+	"ALTER TABLE devices ADD COLUMN grid_small TEXT;"
+	"ALTER TABLE devices ADD COLUMN grid_medium TEXT;"
+	"ALTER TABLE devices ADD COLUMN grid_large TEXT;"
+	"ALTER TABLE devices ADD COLUMN flags TEXT;"
+	"ALTER TABLE devices ADD COLUMN contact TEXT;"
+	"ALTER TABLE devices ADD COLUMN registry_plugin TEXT;"
+	"ALTER TABLE devices ADD COLUMN registered_ms INTEGER;"
+	"CREATE INDEX devices_place ON devices(compound, building, unit) WHERE registered = 1;",
+
+	/* 2 -> 3: the Modbus interlock (interlock.c) */
 	"CREATE TABLE interlock_actions("
 	" id INTEGER PRIMARY KEY,"
 	" rule TEXT NOT NULL, action TEXT NOT NULL, at_ms INTEGER NOT NULL,"
@@ -380,6 +424,7 @@ int fg_store_commit(fg_store *st)
 	bool wrote = sqlite3_total_changes64(st->db) != st->changes_at_begin;
 	int r = exec(st, "COMMIT");
 	st->in_txn = false;
+	st->commit_error = r < 0 ? r : 0;
 	if (r < 0) {
 		/* After a failed COMMIT SQLite may or may not have rolled back
 		 * already; make sure the connection is out of the transaction. */
@@ -391,6 +436,14 @@ int fg_store_commit(fg_store *st)
 		for (size_t i = 0; i < st->n_hooks; i++)
 			st->hooks[i].cb(st->hooks[i].data);
 	return 0;
+}
+
+int fg_store_health(fg_store *st)
+{
+	if (st->commit_error < 0)
+		return st->commit_error;
+	sqlite3_stmt *s = fg_store_stmt(st, "SELECT count(*) FROM metrics");
+	return s ? fg_store_step_done(s) : -EIO;
 }
 
 int fg_store_rollback(fg_store *st)

@@ -43,7 +43,23 @@
  *                                                      WITHOUT ROWID
  *   metrics(name TEXT PK, value INTEGER, updated_ms)   WITHOUT ROWID
  *
- * Schema v2 adds the Modbus interlock's tables (interlock.c):
+ * Schema v2 (the operations-center loop) adds
+ *   incidents: case_no, disposition, dispatched_unit, overdue (0/1),
+ *          confirmed (0/1, default 1), esc_level (0..3), esc_due_ms,
+ *          deadline_ms (the center's), confirm_due_ms, hold_until_ms,
+ *          next_due_ms (the earliest of the pending ones), dispatched_ms,
+ *          resolved_ms, reopened (count), site, parent_id (grouped under a
+ *          site incident)
+ *      INDEX on next_due_ms WHERE NOT NULL: the deadline timer
+ *      INDEX on (dedup_key, closed_ms) WHERE state = 'closed': reopening
+ *   incident_actions(action_id TEXT PK, client, incident_id, request,
+ *          status, response, at_ms)  WITHOUT ROWID: idempotent API actions
+ *   devices: name, compound, building, unit, floor, room, grid_small,
+ *          grid_medium, grid_large, flags (space-separated), contact,
+ *          registry_plugin, registered_ms (the registry, 一楼一档)
+ *      INDEX on (compound, building, unit) WHERE registered = 1
+ *
+ * Schema v3 adds the Modbus interlock's tables (interlock.c):
  *   interlock_actions(id INTEGER PK, rule, action ('cut'|'restore'), at_ms,
  *          device, coils (JSON array), value, dry_run, written, verified,
  *          readback (JSON array, null = unread), error, incident_id,
@@ -54,7 +70,7 @@
  *          daemon; INDEX on id WHERE done_ms IS NULL
  *
  * Migrations are steps keyed by PRAGMA user_version: step i takes version i
- * to i + 1 in one transaction.
+ * to i + 1 in one transaction; the next version is one more step in store.c.
  */
 #ifndef FG_STORE_H
 #define FG_STORE_H
@@ -80,7 +96,7 @@ void fg_store_close(fg_store *st);          /* commits nothing; NULL-safe */
 sqlite3 *fg_store_db(fg_store *st);
 int fg_store_schema_version(fg_store *st);
 /* The schema version this binary creates and migrates to. */
-#define FG_STORE_SCHEMA_VERSION 2
+#define FG_STORE_SCHEMA_VERSION 3
 
 /* Begin the group transaction if none is open (idempotent). */
 int fg_store_begin(fg_store *st);
@@ -91,6 +107,9 @@ int fg_store_commit(fg_store *st);
 bool fg_store_in_txn(fg_store *st);
 /* Abandon the open transaction, if any (no hooks run). */
 int fg_store_rollback(fg_store *st);
+/* Is the store usable?  0, or the -errno of the last failed commit (until
+ * a commit succeeds again) or of a failing probe read.  For /healthz. */
+int fg_store_health(fg_store *st);
 
 /* Called after every successful commit that wrote something (webhook uses
  * it to pick up new outbox rows).  Up to 8 hooks. */

@@ -23,6 +23,7 @@ static const struct {
 	{ "outbox", ctl_cmd_outbox, "pending webhook deliveries [--limit N]" },
 	{ "dead-letters", ctl_cmd_dead_letters, "deliveries a sink refused for good [--limit N]" },
 	{ "decode", ctl_cmd_decode, "run files through a plugin: decode --plugin NAME FILE..." },
+	{ "plugins", ctl_cmd_plugins, "plugins in the plugin dir: version, ABI, options [--builtin]" },
 	{ "interlock", ctl_cmd_interlock, "power cut-offs: interlock status | history | restore RULE" },
 };
 

@@ -6,6 +6,9 @@
  *   firegridctl [--config FILE] [--db FILE] [--json] COMMAND [ARGS]
  *     status | incidents [--state S] [--limit N] | incident ID |
  *     outbox [--limit N] | dead-letters [--limit N]
+ *     decode --plugin NAME [--plugin-dir DIR] [--now ISO] [--topic T] [--header 'K: V']
+ *            [--hex -|KEY] FILE...
+ *     plugins [--plugin-dir DIR] [--builtin]
  *     decode --plugin NAME [--plugin-dir DIR] [--now ISO] [--topic T] [--header 'K: V'] FILE...
  *     interlock status | interlock history [--rule R] [--limit N] |
  *     interlock restore RULE [--actor NAME] [--note TEXT] [--wait SECONDS]
@@ -22,6 +25,11 @@
  *                  "dead_letters": [...]}
  *   outbox        [row...] in delivery order per sink (no bodies)
  *   dead-letters  [row...], newest first, with the body as stored
+ *   plugins       {"plugin_dir", "abi_major", "plugins": [{"name", "version",
+ *                  "description", "abi_major", "descriptor_size", "module",
+ *                  "builtin", "sources": [..], "options": [{"key", "type",
+ *                  "default", ["min", "max"], "description"}]}],
+ *                  "refused": [{"name", "module", "error"}]}
  *   interlock status   [{"rule", "last_action", "at", "verified", "dry_run",
  *                  "error", "pending_commands"}] per rule seen in the store
  *   interlock history  [action...], newest first (interlock_actions rows)
@@ -75,6 +83,13 @@ int ctl_cmd_incidents(struct ctl *c, int argc, char **argv);
 int ctl_cmd_incident(struct ctl *c, int argc, char **argv);
 int ctl_cmd_outbox(struct ctl *c, int argc, char **argv);
 int ctl_cmd_dead_letters(struct ctl *c, int argc, char **argv);
+int ctl_cmd_plugins(struct ctl *c, int argc, char **argv);
+
+/* Where firegridd looks for plugin modules: [daemon] plugin_dir of the
+ * config (loaded into c->conf when readable; a missing or broken config
+ * falls back quietly), else the install's plugin dir.  malloc'd; NULL on
+ * OOM. */
+char *ctl_plugin_dir(struct ctl *c);
 int ctl_cmd_interlock(struct ctl *c, int argc, char **argv);     /* ctl_modbus.c */
 
 #endif

@@ -1,11 +1,17 @@
 /*
  * `firegridctl decode`: the plugin maintainers' harness (see ctl.h).  The
  * files run in order as one message stream through one plugin instance, so
- * state carries from file to file exactly as in the daemon; --topic and
- * --header apply to the files after them.  One JSON line per normalised
+ * state carries from file to file exactly as in the daemon; --topic,
+ * --header and --now apply to the files after them.  One JSON line per normalised
  * event on stdout (fg_ev_to_json_line), nothing for a message without
  * events; a file the plugin rejects is reported on stderr as "FILE: reason"
  * and the run goes on.  Exit 0, 1 if any file failed, 2 on usage errors.
+ *
+ * --hex (like --topic, for the files after it) reads binary samples kept as
+ * text: "--hex -" takes the whole file as hex digits, "--hex KEY" the string
+ * member KEY of a JSON object (the corpus's binary samples keep their frames
+ * in "frame_hex" / "payload_hex"); whitespace between digits is skipped and
+ * "--hex=" goes back to raw files.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "ctl.h"
 #include "ctl_modbus.h"
 #include "fg_config.h"
@@ -26,6 +33,7 @@ struct job {
 	const char *path;
 	const char *topic;
 	int64_t now_ms;            /* --now before it; 0 = real time */
+	const char *hex;           /* NULL raw, "-" hex text, else a JSON member */
 	struct fg_header *headers;
 	size_t n_headers;
 };
@@ -46,12 +54,15 @@ static void decode_usage(FILE *f)
 {
 	fputs("usage: firegridctl decode --plugin NAME [--plugin-dir DIR] [--source NAME]\n"
 	      "                          [--option KEY=VALUE]... [--now ISO-8601]\n"
-	      "                          [--topic TOPIC] [--header 'Name: value'] FILE...\n"
+	      "                          [--topic TOPIC] [--header 'Name: value']\n"
+	      "                          [--hex -|KEY] FILE...\n"
 	      "  Runs the files in order as one message stream through the plugin and prints\n"
-	      "  one JSON line per event.  --topic, --header and --now apply to the files after\n"
-	      "  them.  With a Modbus plugin a FILE is a captured exchange (hex ADUs) or a poll\n"
-	      "  payload, and the [modbus-device] keys registers, scale, word_order,\n"
-	      "  offline_after, unit and role may be given as --option too.\n"
+	      "  one JSON line per event.  --topic, --header, --now and --hex apply to the files\n"
+	      "  after them (--now may move time on between files); --hex - reads a file as\n"
+	      "  hex digits, --hex KEY the hex string member KEY of a JSON file (binary\n"
+	      "  samples), --hex= raw files again.  With a Modbus plugin a FILE is a captured\n"
+	      "  exchange (hex ADUs) or a poll payload, and the [modbus-device] keys registers,\n"
+	      "  scale, word_order, offline_after, unit and role may be given as --option too;\n"
 	      "  --plugin-dir loads the plugin's module from DIR (DIR/NAME.so or\n"
 	      "  DIR/NAME/NAME.so) in preference to the built-in one.\n", f);
 }
@@ -105,7 +116,8 @@ static int parse_header(struct decode_args *a, const char *text, struct fg_heade
 	return 0;
 }
 
-/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value. */
+/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value.
+ * 1 matched, 0 not this flag, -1 matched without a value. */
 static int take(int argc, char **argv, int *i, const char *name, const char **ret)
 {
 	size_t n = strlen(name);
@@ -126,9 +138,81 @@ static int take(int argc, char **argv, int *i, const char *name, const char **re
 	return 1;
 }
 
+static int add_option(struct decode_args *a, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	if (!eq || eq == v) {
+		fprintf(stderr, "firegridctl decode: --option wants KEY=VALUE, got '%s'\n", v);
+		return -EINVAL;
+	}
+	struct fg_conf_kv *o = realloc(a->opts, (a->n_opts + 1) * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	a->opts = o;
+	o = &a->opts[a->n_opts];
+	o->key = pool_add(a, strndup(v, (size_t)(eq - v)));
+	o->value = pool_add(a, strdup(eq + 1));
+	o->line = (int)++a->n_opts;   /* "command line:N:" counts --options */
+	return o->key && o->value ? 0 : -ENOMEM;
+}
+
+/* The headers in force: a header named again replaces its earlier value. */
+static int add_header(struct decode_args *a, const char *v, struct fg_header **hdrs,
+                      size_t *n_hdrs)
+{
+	struct fg_header h;
+	int r = parse_header(a, v, &h);
+	if (r < 0) {
+		if (r == -EINVAL)
+			fprintf(stderr, "firegridctl decode: --header wants 'Name: value', got '%s'\n", v);
+		return r;
+	}
+	size_t k = 0;
+	while (k < *n_hdrs && strcmp((*hdrs)[k].name, h.name) != 0)
+		k++;
+	if (k == *n_hdrs) {
+		struct fg_header *x = realloc(*hdrs, (*n_hdrs + 1) * sizeof(*x));
+		if (!x)
+			return -ENOMEM;
+		*hdrs = x;
+		(*n_hdrs)++;
+	}
+	(*hdrs)[k] = h;
+	return 0;
+}
+
+/* A file, with a snapshot of the topic and headers named before it. */
+static int add_job(struct decode_args *a, const char *path, const char *topic,
+                   int64_t now_ms, const char *hex, const struct fg_header *hdrs,
+                   size_t n_hdrs)
+{
+	struct job *j = realloc(a->jobs, (a->n_jobs + 1) * sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	a->jobs = j;
+	j = &a->jobs[a->n_jobs++];
+	*j = (struct job){ .path = path, .topic = topic, .now_ms = now_ms, .hex = hex,
+	                   .n_headers = n_hdrs };
+	if (n_hdrs) {
+		if (!(j->headers = malloc(n_hdrs * sizeof(*hdrs))))
+			return -ENOMEM;
+		memcpy(j->headers, hdrs, n_hdrs * sizeof(*hdrs));
+	}
+	return 0;
+}
+
+enum decode_flag { F_PLUGIN, F_PLUGIN_DIR, F_SOURCE, F_NOW, F_TOPIC, F_OPTION, F_HEADER, F_HEX,
+                   F__N };
+
+static const char *const decode_flags[F__N] = {
+	[F_PLUGIN] = "--plugin", [F_PLUGIN_DIR] = "--plugin-dir", [F_SOURCE] = "--source",
+	[F_NOW] = "--now", [F_TOPIC] = "--topic", [F_OPTION] = "--option", [F_HEADER] = "--header",
+	[F_HEX] = "--hex",
+};
+
 static int parse_args(int argc, char **argv, struct decode_args *a)
 {
-	const char *topic = "";
+	const char *topic = "", *hex = NULL;
 	int64_t now_ms = 0;
 	struct fg_header *hdrs = NULL;
 	size_t n_hdrs = 0;
@@ -136,98 +220,41 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 	bool files_only = false;
 
 	for (int i = 1; i < argc && r == 0; i++) {
-		const char *v = NULL;
-		int t;
-		if (!files_only && strcmp(argv[i], "--") == 0) {
+		if (files_only || argv[i][0] != '-' || argv[i][1] == '\0') {
+			r = add_job(a, argv[i], topic, now_ms, hex, hdrs, n_hdrs);
+			continue;
+		}
+		if (strcmp(argv[i], "--") == 0) {
 			files_only = true;
-		} else if (!files_only && (t = take(argc, argv, &i, "--plugin", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			a->plugin = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--plugin-dir", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			a->plugin_dir = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--source", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			a->source = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--now", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			if (r == 0 && fg_time_parse_iso(v, &now_ms) < 0) {
+			continue;
+		}
+		const char *v = NULL;
+		int f = 0, t = 0;
+		while (f < F__N && (t = take(argc, argv, &i, decode_flags[f], &v)) == 0)
+			f++;
+		if (f == F__N) {
+			fprintf(stderr, "firegridctl decode: unknown option '%s'\n", argv[i]);
+			r = -EINVAL;
+		} else if (t < 0) {
+			r = -EINVAL;
+		} else if (f == F_OPTION) {
+			r = add_option(a, v);
+		} else if (f == F_HEADER) {
+			r = add_header(a, v, &hdrs, &n_hdrs);
+		} else if (f == F_TOPIC) {
+			topic = v;
+		} else if (f == F_HEX) {
+			hex = v[0] ? v : NULL;
+		} else if (f == F_NOW) {
+			if (fg_time_parse_iso(v, &now_ms) < 0) {
 				fprintf(stderr, "firegridctl decode: --now wants an ISO-8601 time like "
 				        "2025-03-14T09:00:00Z, got '%s'\n", v);
 				r = -EINVAL;
 			}
-		} else if (!files_only && (t = take(argc, argv, &i, "--topic", &v)) != 0) {
-			r = t < 0 ? -EINVAL : 0;
-			topic = v;
-		} else if (!files_only && (t = take(argc, argv, &i, "--option", &v)) != 0) {
-			if (t < 0) {
-				r = -EINVAL;
-				break;
-			}
-			const char *eq = strchr(v, '=');
-			if (!eq || eq == v) {
-				fprintf(stderr, "firegridctl decode: --option wants KEY=VALUE, got '%s'\n", v);
-				r = -EINVAL;
-				break;
-			}
-			struct fg_conf_kv *o = realloc(a->opts, (a->n_opts + 1) * sizeof(*o));
-			if (!o) {
-				r = -ENOMEM;
-				break;
-			}
-			a->opts = o;
-			o = &a->opts[a->n_opts];
-			o->key = pool_add(a, strndup(v, (size_t)(eq - v)));
-			o->value = pool_add(a, strdup(eq + 1));
-			o->line = (int)++a->n_opts;
-			if (!o->key || !o->value)
-				r = -ENOMEM;
-		} else if (!files_only && (t = take(argc, argv, &i, "--header", &v)) != 0) {
-			if (t < 0) {
-				r = -EINVAL;
-				break;
-			}
-			struct fg_header h;
-			if (parse_header(a, v, &h) < 0) {
-				fprintf(stderr, "firegridctl decode: --header wants 'Name: value', got '%s'\n", v);
-				r = -EINVAL;
-				break;
-			}
-			/* A header named again replaces its earlier value. */
-			size_t k = 0;
-			while (k < n_hdrs && strcmp(hdrs[k].name, h.name) != 0)
-				k++;
-			if (k == n_hdrs) {
-				struct fg_header *x = realloc(hdrs, (n_hdrs + 1) * sizeof(*x));
-				if (!x) {
-					r = -ENOMEM;
-					break;
-				}
-				hdrs = x;
-				n_hdrs++;
-			}
-			hdrs[k] = h;
-		} else if (!files_only && argv[i][0] == '-' && argv[i][1] != '\0') {
-			fprintf(stderr, "firegridctl decode: unknown option '%s'\n", argv[i]);
-			r = -EINVAL;
 		} else {
-			struct job *j = realloc(a->jobs, (a->n_jobs + 1) * sizeof(*j));
-			if (!j) {
-				r = -ENOMEM;
-				break;
-			}
-			a->jobs = j;
-			j = &a->jobs[a->n_jobs++];
-			*j = (struct job){ .path = argv[i], .topic = topic, .now_ms = now_ms,
-			                   .n_headers = n_hdrs };
-			if (n_hdrs) {
-				j->headers = malloc(n_hdrs * sizeof(*hdrs));
-				if (!j->headers) {
-					r = -ENOMEM;
-					break;
-				}
-				memcpy(j->headers, hdrs, n_hdrs * sizeof(*hdrs));
-			}
+			const char **dst[] = { [F_PLUGIN] = &a->plugin, [F_PLUGIN_DIR] = &a->plugin_dir,
+			                       [F_SOURCE] = &a->source };
+			*dst[f] = v;
 		}
 	}
 	free(hdrs);
@@ -242,25 +269,6 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 		r = -EINVAL;
 	}
 	return r;
-}
-
-/*
- * Where the daemon looks for modules: [daemon] plugin_dir of the config
- * (loaded into c->conf, which firegridctl frees), else the install's plugin
- * dir.  A missing or broken config is not decode's business: it falls back
- * quietly, because built-in plugins need no directory at all.
- */
-static char *daemon_plugin_dir(struct ctl *c)
-{
-	if (!c->conf && c->config_path && access(c->config_path, R_OK) == 0) {
-		char *errors = NULL;
-		if (fg_conf_load(c->config_path, &c->conf, &errors) < 0)
-			c->conf = NULL;
-		free(errors);
-	}
-	if (c->conf && c->conf->plugin_dir && c->conf->plugin_dir[0])
-		return strdup(c->conf->plugin_dir);
-	return strdup(FG_PLUGIN_DIR);
 }
 
 static int open_plugin(fg_plugin_host **host, const char *dir, bool prefer_modules,
@@ -285,29 +293,84 @@ static void print_event_cb(void *data, const struct fg_ev *ev)
 	free(line);
 }
 
+/*
+ * A binary sample kept as hex text (--hex): the whole file ("-") or the
+ * string member `key` of a JSON object.  Replaces *buf and *len with the bytes.
+ * Returns 0, or -EINVAL with a reason in why.
+ */
+static int unhex(const char *key, char **buf, size_t *len, char *why, size_t whylen)
+{
+	json_t *root = NULL;
+	const char *text = *buf;
+	size_t n = *len;
+	if (strcmp(key, "-") != 0) {
+		json_error_t jerr;
+		root = json_loadb(*buf, *len, 0, &jerr);
+		json_t *v = json_object_get(root, key);
+		if (!json_is_string(v)) {
+			snprintf(why, whylen, "--hex %s: %s", key, !root ? "not a JSON object"
+			         : "no string member of that name");
+			json_decref(root);
+			return -EINVAL;
+		}
+		text = json_string_value(v);
+		n = json_string_length(v);
+	}
+	char *out = malloc(n / 2 + 1);
+	size_t m = 0;
+	int hi = -1, r = out ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (isspace(c))
+			continue;
+		int d = isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
+		if (d < 0) {
+			snprintf(why, whylen, "--hex: '%c' at offset %zu is not a hex digit", c, i);
+			r = -EINVAL;
+		} else if (hi < 0) {
+			hi = d;
+		} else {
+			out[m++] = (char)(hi << 4 | d);
+			hi = -1;
+		}
+	}
+	if (r == 0 && hi >= 0) {
+		snprintf(why, whylen, "--hex: an odd number of hex digits");
+		r = -EINVAL;
+	}
+	json_decref(root);
+	if (r < 0) {
+		free(out);
+		return r;
+	}
+	free(*buf);
+	*buf = out;
+	*len = m;
+	return 0;
+}
+
 /* Decode one file; returns 0, or -1 after reporting it on stderr.  mb is
  * set for Modbus plugins: the file is turned into a poll payload first. */
 static int decode_file(fg_source_inst *si, const struct job *j, struct ctl_modbus *mb)
 {
 	char *buf = NULL;
 	size_t len = 0;
+	char why[256] = "", topic[512];
 	int64_t now_ms = j->now_ms;
 	int r = fg_read_file(j->path, DECODE_MAX_FILE, &buf, &len);
-	if (r < 0) {
-		fprintf(stderr, "%s: %s\n", j->path, fg_strerror(r));
-		return -1;
-	}
-	char topic[512], why[256];
-	if (mb) {
+	if (r == 0 && j->hex)
+		r = unhex(j->hex, &buf, &len, why, sizeof(why));
+	if (r == 0 && mb) {
 		char *payload = NULL;
 		r = ctl_modbus_payload(mb, fg_source_inst_conf(si)->name, buf, len, &payload, &len,
 		                       topic, sizeof(topic), why, sizeof(why));
 		free(buf);
-		if (r < 0) {
-			fprintf(stderr, "%s: %s\n", j->path, r == -ENOMEM ? "out of memory" : why);
-			return -1;
-		}
 		buf = payload;
+	}
+	if (r < 0) {
+		fprintf(stderr, "%s: %s\n", j->path, why[0] ? why : fg_strerror(r));
+		free(buf);
+		return -1;
 	}
 	fg_source_inst_set_now(si, now_ms);
 	struct fg_msg msg = {
@@ -364,7 +427,7 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 	if (r == -ENOENT && !a.plugin_dir) {
 		fg_plugin_host_free(host);
 		host = NULL;
-		dir = daemon_plugin_dir(c);
+		dir = ctl_plugin_dir(c);
 		r = dir ? open_plugin(&host, dir, false, a.plugin, &plugin, why, sizeof(why)) : -ENOMEM;
 	}
 	if (r == -ENOMEM)

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include "ctl.h"
 #include "ctl_modbus.h"
+#include "interlock.h"
 #include "modbus_map.h"
 #include "options.h"
 #include "util.h"
@@ -208,7 +209,7 @@ static json_t *text_or_null(sqlite3_stmt *s, int col)
 
 static bool has_interlock_tables(fg_store *st)
 {
-	if (fg_store_schema_version(st) >= 2)
+	if (fg_store_schema_version(st) >= FG_INTERLOCK_SCHEMA_VERSION)
 		return true;
 	fprintf(stderr, "firegridctl interlock: this store predates the interlock (schema v%d); "
 	        "start this version of firegridd once\n", fg_store_schema_version(st));
@@ -362,7 +363,7 @@ static int interlock_restore(struct ctl *c, const char *rule, const char *actor,
 		version = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
 	s = NULL;
-	if (version < 2) {
+	if (version < FG_INTERLOCK_SCHEMA_VERSION) {
 		fprintf(stderr, "firegridctl interlock: the store has no interlock tables (schema "
 		        "v%d); is this firegridd's store?\n", version);
 		goto out;

@@ -151,4 +151,130 @@ static PU_UNUSED int pu_parse_time_value(const json_t *v, int64_t *ret_ms, char 
 	return -EINVAL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Transition-based decoding (shelly, tasmota, lpwan-gs524n, gb26875)        */
+/* ------------------------------------------------------------------------ */
+
+/* What a condition did, see pu_edge(). */
+enum pu_edge { PU_EDGE_NONE = 0, PU_EDGE_RISE = 1, PU_EDGE_FALL = -1 };
+
+/*
+ * The condition `key` of `device` is now `active`.  Host state keeps it as
+ * "1" (active) or "0" (normal).  RISE when it became active (first sight of
+ * active counts), FALL when a known active condition ended; NONE for
+ * repeats and for "normal" first seen (nothing was open to clear).  When the
+ * host cannot store the state (limits) the edge is still reported: a repeat
+ * is better than a missed alarm.
+ */
+static PU_UNUSED enum pu_edge pu_edge(const struct fg_host *h, fg_decode_ctx *ctx,
+                                      const char *device, const char *key, int active)
+{
+	const char *prev = h->state_get(ctx, device, key);
+	int was = prev && strcmp(prev, "1") == 0;
+	if (active && !was) {
+		h->state_set(ctx, device, key, "1");
+		return PU_EDGE_RISE;
+	}
+	if (!active && (!prev || was)) {
+		h->state_set(ctx, device, key, "0");
+		return was ? PU_EDGE_FALL : PU_EDGE_NONE;
+	}
+	return PU_EDGE_NONE;
+}
+
+/* The corpus's severity convention for a kind (docs/plugins.md, Events). */
+static PU_UNUSED fg_severity pu_severity(fg_kind kind)
+{
+	switch (kind) {
+	case FG_KIND_SMOKE:
+	case FG_KIND_HEAT:
+	case FG_KIND_CO:
+	case FG_KIND_RESIDUAL_CURRENT:
+		return FG_SEV_CRITICAL;
+	case FG_KIND_FAULT:
+	case FG_KIND_TAMPER:
+	case FG_KIND_OVERCURRENT:
+	case FG_KIND_OVERTEMP:
+	case FG_KIND_FIRE_LANE_BLOCKED:
+		return FG_SEV_MAJOR;
+	case FG_KIND_BATTERY_LOW:
+	case FG_KIND_OFFLINE:
+		return FG_SEV_WARNING;
+	default:
+		return FG_SEV_INFO;
+	}
+}
+
+/* One event without a value, at the kind's usual severity.  A clear names
+ * the kind it ends in `clears`. */
+static PU_UNUSED int pu_emit(const struct fg_host *h, fg_decode_ctx *ctx, const char *device,
+                             fg_kind kind, fg_kind clears, int64_t device_time_ms,
+                             const char *attrs)
+{
+	struct fg_event ev = {
+		.struct_size = sizeof(ev),
+		.kind = kind,
+		.severity = pu_severity(kind),
+		.device = device,
+		.clears = clears,
+		.device_time_ms = device_time_ms,
+		.attrs_json = attrs,
+	};
+	return h->emit(ctx, &ev);
+}
+
+/* The payload as trimmed text in buf; -E2BIG when it does not fit (then
+ * it is not one of the short words plain-text topics carry). */
+static PU_UNUSED int pu_payload_text(const struct fg_msg *msg, char *buf, size_t len)
+{
+	const char *p = (const char *)msg->payload;
+	size_t n = msg->len;
+	while (n && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
+		p++;
+		n--;
+	}
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+		n--;
+	if (n >= len || memchr(p, '\0', n))
+		return -E2BIG;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * A device's wall-clock time: ISO-8601 with a zone as written, without one
+ * as local time `utc_offset_min` minutes east of UTC (Tasmota's "Time",
+ * GB/T 26875.3 time labels).  -EINVAL when s is not such a time.
+ */
+static PU_UNUSED int pu_parse_local_time(const char *s, int64_t utc_offset_min, int64_t *ret_ms)
+{
+	int64_t ms;
+	if (pu_parse_iso_time(s, &ms) < 0)
+		return -EINVAL;
+	/* A zone can only follow "YYYY-MM-DDTHH:MM:SS" (19 characters). */
+	if (strlen(s) <= 19 || !strpbrk(s + 19, "Zz+-"))
+		ms -= utc_offset_min * 60000;
+	if (ms < 0)
+		return -EINVAL;
+	*ret_ms = ms;
+	return 0;
+}
+
+/* Whether `item` is one of the comma/space separated words of `list`
+ * (prefix = 1: whether item starts with one of them). */
+static PU_UNUSED int pu_list_has(const char *list, const char *item, int prefix)
+{
+	size_t n = strlen(item);
+	for (const char *p = list ? list : ""; *p;) {
+		p += strspn(p, ", \t");
+		size_t w = strcspn(p, ", \t");
+		if (w && (prefix ? w <= n && strncmp(item, p, w) == 0
+		                 : w == n && strncmp(item, p, w) == 0))
+			return 1;
+		p += w;
+	}
+	return 0;
+}
+
 #endif

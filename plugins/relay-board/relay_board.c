@@ -104,9 +104,8 @@ static void rb_relay(struct rb *b, fg_decode_ctx *ctx, const struct mp_poll *p, 
 	json_t *cmd = p->commanded ? json_object_get(p->commanded, name) : NULL;
 	bool want = json_is_boolean(cmd) ? json_is_true(cmd) : b->cfg.normal != 0;
 	bool is = v != 0;
-	json_t *a = json_pack("{s:i, s:s, s:b, s:o}", "relay", n, "state", is ? "on" : "off",
-	                      "expected", want, "commanded",
-	                      json_is_boolean(cmd) ? json_incref(cmd) : json_null());
+	json_t *a = json_pack("{s:i, s:s, s:b, s:O*}", "relay", n, "state", is ? "on" : "off",
+	                      "expected", want, "commanded", json_is_boolean(cmd) ? cmd : NULL);
 	mp_flag_check(b->host, ctx, p, mp_subdevice(p->device, name, dev, sizeof(dev)), "relay",
 	              FG_KIND_FAULT, FG_SEV_MAJOR, is != want, a);
 	json_decref(a);

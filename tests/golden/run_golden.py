@@ -12,6 +12,9 @@ docs/plugins.md, "Golden tests"):
                                     time may move on between files)
     topic zigbee2mqtt/b3/smoke      topic for the files after it
     header Content-Type: text/xml   header for the files after it
+    hex frame_hex                   the files after it are hex text: "-" the whole
+                                    file, KEY a JSON member (binary samples);
+                                    "hex" alone: raw files again
     file ../shared/corpus/...       a message, path relative to the repo root
     expect {"kind":"smoke"}         the next event (subset match, see below)
     expect nothing                  the whole stream yields no event
@@ -21,7 +24,8 @@ Files run in order as one stream through one plugin instance, so state
 carries from file to file.  Events must come out in the order of the expect
 lines and there must be no others.  Each expected object's keys must equal
 the actual event's (nested objects such as attrs compare the same way, so
-they may be given partially); the actual event may carry more keys.
+they may be given partially); the actual event may carry more keys.  A key
+given as null must be absent from the actual event.
 
 Uses the built firegridctl and the built plugin modules (--plugin-dir), so
 the shared modules are what is tested.  Standard library only.
@@ -59,6 +63,8 @@ def parse_golden(path):
                 spec["options"].append(rest)
             elif word in ("topic", "header", "now"):
                 spec["stream"].append(("--" + word, rest))
+            elif word == "hex":
+                spec["stream"].append(("--hex=" + rest, None))
             elif word == "file":
                 if not rest:
                     raise GoldenError("%s: file needs a path" % where)
@@ -102,6 +108,8 @@ def build_command(spec, ctl, plugin_dir, root):
             if not os.path.isfile(path):
                 raise GoldenError("missing input file %s (%s)" % (value, path))
             cmd.append(path)
+        elif value is None:
+            cmd.append(kind)
         else:
             cmd += [kind, value]
     return cmd
@@ -109,8 +117,10 @@ def build_command(spec, ctl, plugin_dir, root):
 
 def matches(expected, actual):
     if isinstance(expected, dict):
+        # null says "this key must be absent": events never carry nulls.
         return isinstance(actual, dict) and all(
-            k in actual and matches(v, actual[k]) for k, v in expected.items())
+            (k not in actual) if v is None else (k in actual and matches(v, actual[k]))
+            for k, v in expected.items())
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
     return expected == actual

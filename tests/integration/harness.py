@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import random
+import select
 import shutil
 import signal
 import socket
@@ -31,7 +32,6 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.error
 import urllib.request
 
 SOURCE_ROOT = os.environ.get('FG_SOURCE_ROOT') or os.path.dirname(
@@ -41,7 +41,7 @@ MOSQUITTO = os.environ.get('FG_MOSQUITTO', '/usr/sbin/mosquitto')
 GATEWAY_SNIPPET = os.path.join(SOURCE_ROOT, 'etc', 'mosquitto', 'firegrid-gateway.conf')
 CORPUS = os.environ.get('FG_CORPUS') or os.path.join(
     os.path.dirname(SOURCE_ROOT), 'shared', 'corpus')
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+Z2M_DATA = os.path.join(SOURCE_ROOT, 'tests', 'data', 'zigbee2mqtt')
 
 FIREGRIDD = os.path.join(BUILD_ROOT, 'daemon', 'firegridd')
 FIREGRIDCTL = os.path.join(BUILD_ROOT, 'daemon', 'ctl', 'firegridctl')
@@ -243,7 +243,6 @@ class Receiver:
 
     def _read_port_line(self):
         # Bounded read of the first stdout line.
-        import select
         out = self.proc.popen.stdout
         deadline = time.monotonic() + 10
         buf = b''
@@ -308,6 +307,7 @@ class Daemon:
         self.sinks = sinks
         self.sources = sources
         self.extra = extra or {}
+        self.api_port = free_port()
         self.proc = None
         self.starts = 0
         self.write_config()
@@ -328,6 +328,12 @@ class Daemon:
             sections.append(('source ' + name, kv))
         for name, kv in sinks:
             sections.append(('sink ' + name, kv))
+        # The HTTP API is on by default (127.0.0.1:8089): give each daemon a
+        # free port of its own, unless the test writes its own [api]
+        # section (ops_center.py appends it as extra_sections).
+        if not any(n == 'api' for n, _ in getattr(self, 'extra_sections', ())):
+            sections.append(('api', dict({'listen': '127.0.0.1:%d' % self.api_port},
+                                         **extra.get('api', {}))))
         return ini(sections)
 
     def write_config(self, text=None):
@@ -379,17 +385,11 @@ class Daemon:
         return self.ctl('status')
 
     def metric(self, name, label=None, value=None):
-        """A counter from `firegridctl --json status` (0 when absent)."""
-        status = self.status()
-        metrics = status.get('metrics', status) if isinstance(status, dict) else {}
+        """A counter from `firegridctl --json status` (0 when absent).  The
+        daemon snapshots its counters into the store every few seconds."""
+        counters = (self.status() or {}).get('counters', {})
         key = name if label is None else '%s{%s="%s"}' % (name, label, value)
-        if isinstance(metrics, dict):
-            return int(metrics.get(key, 0) or 0)
-        # a list of {"name": ..., "value": ...}
-        for m in metrics:
-            if m.get('name') == key or m.get('key') == key:
-                return int(m.get('value', 0))
-        return 0
+        return int(counters.get(key, 0) or 0)
 
     def outbox(self):
         data = self.ctl('outbox')
@@ -457,6 +457,22 @@ class Env:
         argv = [FG_PUB, '--port', str(broker_port)] + [str(a) for a in args]
         return Proc(self, name, argv, stdout=subprocess.PIPE)
 
+    def fg_pub_result(self, proc, timeout=120):
+        """Wait for an fg_pub_async()/fg_sub() run to end; its JSON summary."""
+        wait_until(lambda: not proc.alive(), timeout, '%s to finish' % proc.name)
+        out = proc.popen.stdout.read().decode(errors='replace').strip().splitlines()
+        check(proc.popen.returncode == 0 and out, '%s failed (exit %s):\n%s'
+              % (proc.name, proc.popen.returncode, proc.output()))
+        return json.loads(out[-1])
+
+    def fg_sub(self, broker_port, topic_filter, expect, timeout=60):
+        """A bare QoS 1 subscriber (fg-pub --subscribe), returned once subscribed."""
+        proc = self.fg_pub_async(broker_port, '--subscribe', topic_filter, '--expect', expect,
+                                 '--qos', 1, '--timeout', timeout, name='subscriber')
+        line = proc.popen.stdout.readline().decode(errors='replace').strip()
+        check(line == 'SUBSCRIBED', 'subscriber: %r\n%s' % (line, proc.output()))
+        return proc
+
     def ctl(self, db, *args, check_rc=True):
         argv = [FIREGRIDCTL, '--db', db, '--json'] + list(args)
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
@@ -494,20 +510,28 @@ class Env:
 
     def dump_logs(self):
         for p in self.procs:
-            text = p.output()
-            if text.strip():
-                print('----- %s (%s) -----' % (p.name, p.log_path))
-                print(tail(text, 80))
+            rc = p.popen.poll()
+            state = 'running' if rc is None else 'exit %d' % rc
+            print('----- %s, pid %d, %s (%s) -----' % (p.name, p.pid, state, p.log_path))
+            print(tail(p.output(), 80))
 
 
 def z2m_file(name):
-    """A Zigbee2MQTT corpus sample (../shared/corpus), or our own copy."""
-    for d in (os.path.join(CORPUS, 'zigbee2mqtt'),
-              os.path.join(SOURCE_ROOT, 'tests', 'data', 'zigbee2mqtt'), DATA):
+    """A Zigbee2MQTT sample: the shared corpus first, then tests/data/zigbee2mqtt."""
+    for d in (os.path.join(CORPUS, 'zigbee2mqtt'), Z2M_DATA):
         p = os.path.join(d, name)
         if os.path.exists(p):
             return p
     raise TestFailure('missing test data file %s' % name)
+
+
+def z2m_ieee(friendly_name):
+    """The ieee_address tests/data/zigbee2mqtt/bridge_devices.json gives a name."""
+    with open(z2m_file('bridge_devices.json')) as f:
+        for dev in json.load(f):
+            if dev.get('friendly_name') == friendly_name:
+                return dev['ieee_address']
+    raise TestFailure('%s is not in bridge_devices.json' % friendly_name)
 
 
 def generic_sources(prefix='firegrid/'):

@@ -49,10 +49,7 @@ def body(env):
         time.sleep(env.random.uniform(0.0, 0.5))
         d.start(timeout=60)
 
-    h.wait_until(lambda: not pub.alive(), 120, 'fg-pub to finish')
-    out = pub.popen.stdout.read().decode().strip().splitlines()
-    h.check(pub.popen.returncode == 0 and out, 'fg-pub failed:\n' + pub.output())
-    summary = json.loads(out[-1])
+    summary = env.fg_pub_result(pub)
     h.log('fg-pub: %s' % summary)
     h.check(summary['acked'] == DEVICES * REPEATS, 'not every alarm was acknowledged: %r' % summary)
     h.check(kills >= 5, 'only %d kills' % kills)

@@ -34,17 +34,12 @@ def post(rx, body, wid, ts, sig):
 
 def body(env):
     broker = env.broker()
-    sub = env.fg_pub_async(broker.port, '--subscribe', 'firegrid/#', '--expect', N,
-                           '--qos', 1, '--timeout', 60, name='subscriber')
-    line = sub.popen.stdout.readline().decode().strip()
-    h.check(line == 'SUBSCRIBED', 'subscriber: %r %s' % (line, sub.output()))
+    sub = env.fg_sub(broker.port, 'firegrid/#', N)
     summary = env.fg_pub(broker.port, '--devices', 1000, '--repeats', N // 1000, '--rate', 0)
     h.check(summary['acked'] == N, 'publisher: %r' % summary)
-    h.wait_until(lambda: not sub.alive(), 60, 'the subscriber to receive %d messages' % N)
-    got = json.loads(sub.popen.stdout.read().decode().strip().splitlines()[-1])
+    got = env.fg_pub_result(sub, 60)
     h.log('publisher %s, subscriber %s' % (summary, got))
-    h.check(sub.popen.returncode == 0 and got['received'] == N,
-            'the broker dropped messages: %r' % got)
+    h.check(got['received'] == N, 'the broker dropped messages: %r' % got)
 
     rx = env.receiver()
     key = base64.b64decode(h.SECRET[len('whsec_'):])

@@ -47,11 +47,16 @@ static void test_realarm_with_event(void)
 		"\"device_time\":\"2025-03-14T02:12:45.000Z\",\"kind\":\"smoke\","
 		"\"received_at\":\"2025-03-14T02:12:45.120Z\",\"severity\":\"critical\","
 		"\"topic\":\"zigbee2mqtt/b3/smoke\"},"
-		"\"incident\":{\"cleared_at\":null,\"count\":3,"
-		"\"dedup_key\":\"0x00158d0001a2b3c4|smoke\",\"fire_class\":true,\"id\":42,"
+		"\"incident\":{\"case_no\":null,\"cleared_at\":null,\"closed_at\":null,"
+		"\"confirmed\":false,\"count\":3,\"deadline\":null,"
+		"\"dedup_key\":\"0x00158d0001a2b3c4|smoke\",\"dispatched_at\":null,"
+		"\"dispatched_unit\":null,\"disposition\":null,"
+		"\"escalation\":{\"level\":0,\"next_at\":null,\"tier\":\"small_grid\"},"
+		"\"fire_class\":true,\"id\":42,"
 		"\"kind\":\"smoke\",\"last_seen_at\":\"2025-03-14T02:12:45.120Z\","
-		"\"opened_at\":\"2025-03-14T02:11:45.120Z\",\"reported_at\":null,\"revision\":2,"
-		"\"severity\":\"critical\",\"state\":\"open\"}},"
+		"\"opened_at\":\"2025-03-14T02:11:45.120Z\",\"overdue\":false,\"reopened\":0,"
+		"\"reported_at\":null,\"resolved_at\":null,\"revision\":2,"
+		"\"severity\":\"critical\",\"site_incident_id\":null,\"state\":\"open\"}},"
 		"\"datacontenttype\":\"application/json\",\"id\":\"gw1-42-2\","
 		"\"source\":\"urn:firegrid:gw1\",\"specversion\":\"1.0\",\"subject\":\"incident/42\","
 		"\"time\":\"2025-03-14T02:12:45.125Z\",\"type\":\"org.firegrid.incident.updated\"}");
@@ -82,6 +87,17 @@ static void test_cleared_with_value(void)
 		.has_value = 1,
 		.value = 38,
 		.unit = "mA",
+		/* A dispatched, escalated, overdue incident of the ops-center loop. */
+		.case_no = "SH-2025-0314-007",
+		.dispatched_unit = "micro-station-3",
+		.overdue = 1,
+		.confirmed = 1,
+		.esc_level = 2,
+		.esc_due_ms = 1741918605120LL,
+		.deadline_ms = 1741922005120LL,
+		.dispatched_ms = 1741918365120LL,
+		.reopened = 1,
+		.parent_id = 5,
 	};
 	struct fg_ev ev = test_ev(inc.device, FG_KIND_CLEAR, FG_SEV_INFO, 1741918405000LL);
 	ev.source = "shed";
@@ -99,12 +115,19 @@ static void test_cleared_with_value(void)
 		"\"event\":{\"attrs\":{},\"clears\":\"residual_current\",\"kind\":\"clear\","
 		"\"received_at\":\"2025-03-14T02:13:25.000Z\",\"severity\":\"info\","
 		"\"topic\":\"sheds/1/3\",\"unit\":\"mA\",\"value\":0.1},"
-		"\"incident\":{\"cleared_at\":\"2025-03-14T02:13:25.000Z\",\"count\":1,"
-		"\"dedup_key\":\"shed1-port3|residual_current\",\"fire_class\":true,\"id\":7,"
+		"\"incident\":{\"case_no\":\"SH-2025-0314-007\","
+		"\"cleared_at\":\"2025-03-14T02:13:25.000Z\",\"closed_at\":null,"
+		"\"confirmed\":true,\"count\":1,\"deadline\":\"2025-03-14T03:13:25.120Z\","
+		"\"dedup_key\":\"shed1-port3|residual_current\","
+		"\"dispatched_at\":\"2025-03-14T02:12:45.120Z\","
+		"\"dispatched_unit\":\"micro-station-3\",\"disposition\":null,"
+		"\"escalation\":{\"level\":2,\"next_at\":\"2025-03-14T02:16:45.120Z\","
+		"\"tier\":\"large_grid\"},\"fire_class\":true,\"id\":7,"
 		"\"kind\":\"residual_current\",\"last_seen_at\":\"2025-03-14T02:11:45.120Z\","
-		"\"opened_at\":\"2025-03-14T02:11:45.120Z\","
-		"\"reported_at\":\"2025-03-14T02:11:45.300Z\",\"revision\":3,"
-		"\"severity\":\"major\",\"state\":\"reported\",\"unit\":\"mA\",\"value\":38.0}},"
+		"\"opened_at\":\"2025-03-14T02:11:45.120Z\",\"overdue\":true,\"reopened\":1,"
+		"\"reported_at\":\"2025-03-14T02:11:45.300Z\",\"resolved_at\":null,\"revision\":3,"
+		"\"severity\":\"major\",\"site_incident_id\":5,\"state\":\"reported\","
+		"\"unit\":\"mA\",\"value\":38.0}},"
 		"\"datacontenttype\":\"application/json\",\"id\":\"gw-2-7-3\","
 		"\"source\":\"urn:firegrid:gw-2\",\"specversion\":\"1.0\",\"subject\":\"incident/7\","
 		"\"time\":\"2025-03-14T02:13:25.001Z\",\"type\":\"org.firegrid.incident.cleared\"}");

@@ -167,6 +167,60 @@ static void test_bad_modules(void)
 	fg_plugin_host_free(h);
 }
 
+/*
+ * A refusal touches nothing else: the healthy module next to the broken ones
+ * loads and decodes, a built-in source runs beside it, a refused module is
+ * refused again with the same reason (never half-registered), and a source
+ * whose init() failed leaves the others working.
+ */
+static void test_refusal_isolated(void)
+{
+	fg_plugin_host *h;
+	char err1[512] = "", err2[512] = "", *errors = NULL;
+	const struct fg_plugin *p = NULL;
+	CHECK(fg_plugin_host_new(FG_TEST_BAD_DIR, &h) == 0);
+	CHECK(fg_plugin_host_find(h, "bad_major", &p, err1, sizeof(err1)) == -EPROTO);
+	CHECK(fg_plugin_host_find(h, "bad_major", &p, err2, sizeof(err2)) == -EPROTO);
+	CHECK(strcmp(err1, err2) == 0);
+
+	struct fg_conf_source bad_src, good_src, z2m_src;
+	CHECK(new_inst(h, "init_fails", &bad_src, &errors) == NULL);
+	free(errors);
+	CHECK(new_inst(h, "bad_major", &bad_src, &errors) == NULL);
+	CHECK_CONTAINS(errors, "test.conf:2: [source src1] plugin: plugin 'bad_major'");
+	CHECK_CONTAINS(errors, "ABI major 2, this firegrid speaks 1");
+	free(errors);
+
+	fg_source_inst *good = new_inst(h, "good", &good_src, &errors);
+	free(errors);
+	fg_source_inst *z2m = new_inst(h, "zigbee2mqtt", &z2m_src, &errors);
+	free(errors);
+	CHECK(good && z2m);
+	struct sink s = { 0 };
+	struct fg_msg m = make_msg("any/topic", "1");
+	CHECK(good && fg_source_inst_decode(good, &m, sink_cb, &s, NULL, NULL) == 1);
+	CHECK_CONTAINS(s.lines[0], "{\"device\":\"good-1\",\"kind\":\"smoke\"");
+	m = make_msg("zigbee2mqtt/b3/u201/smoke_kitchen", "{\"smoke\":true}");
+	CHECK(z2m && fg_source_inst_decode(z2m, &m, sink_cb, &s, NULL, NULL) == 1);
+	CHECK(s.n == 2);
+
+	/* Still refused after all that, and still absent from the list. */
+	CHECK(fg_plugin_host_find(h, "bad_major", &p, err2, sizeof(err2)) == -EPROTO);
+	const struct fg_plugin **list;
+	size_t n;
+	CHECK(fg_plugin_host_list(h, &list, &n) == 0);
+	int good_listed = 0, bad_listed = 0;
+	for (size_t i = 0; i < n; i++) {
+		good_listed += strcmp(list[i]->name, "good") == 0;
+		bad_listed += strcmp(list[i]->name, "bad_major") == 0;
+	}
+	CHECK(good_listed == 1 && bad_listed == 0);
+	free(list);
+	fg_source_inst_free(good);
+	fg_source_inst_free(z2m);
+	fg_plugin_host_free(h);
+}
+
 /* ---- options ---------------------------------------------------------------- */
 
 static void test_option_errors(void)
@@ -462,6 +516,7 @@ int main(void)
 	test_builtins();
 	test_modules();
 	test_bad_modules();
+	test_refusal_isolated();
 	test_option_errors();
 	test_emit_validation();
 	test_state();

@@ -50,6 +50,28 @@ static const struct fg_plugin desc = {
 	BASE, .name = "bad_option", .options = opts, .config_size = sizeof(struct cfg),
 	.decode = decode_nothing,
 };
+#elif defined(GOOD)
+/* The healthy neighbour: loads and decodes although the modules next to it
+ * are refused ("1" -> smoke of device "good-1"). */
+static const struct fg_host *good_host;
+static int good_init(const struct fg_host *host, const void *config, void **ret_state)
+{
+	(void)config; (void)ret_state;
+	good_host = host;
+	return 0;
+}
+static int good_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx)
+{
+	(void)state;
+	if (msg->len != 1 || msg->payload[0] != '1')
+		return 0;
+	struct fg_event ev = { .struct_size = sizeof(ev), .kind = FG_KIND_SMOKE,
+	                       .severity = FG_SEV_CRITICAL, .device = "good-1" };
+	return good_host->emit(ctx, &ev);
+}
+static const struct fg_plugin desc = {
+	BASE, .name = "good", .version = "1.0", .init = good_init, .decode = good_decode,
+};
 #elif defined(NO_SYMBOL)
 __attribute__((used)) static const struct fg_plugin desc = {
 	BASE, .name = "no_symbol", .decode = decode_nothing,

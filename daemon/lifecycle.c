@@ -1,0 +1,548 @@
+/* The incident lifecycle: transition table, the center's actions,
+ * deadlines (see lifecycle.h and docs/lifecycle.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lifecycle.h"
+#include "util.h"
+
+#define MAX_ID 128
+#define MAX_TEXT 128
+#define MAX_NOTE 2000
+#define MAX_CASE_NO 64
+
+static const char *const action_names[FG_ACTION__COUNT] = {
+	[FG_ACTION_ACCEPT] = "accept", [FG_ACTION_DISPATCH] = "dispatch",
+	[FG_ACTION_PROGRESS] = "progress", [FG_ACTION_RESOLVE] = "resolve",
+	[FG_ACTION_CLOSE] = "close", [FG_ACTION_RETURN] = "return",
+	[FG_ACTION_REOPEN] = "reopen",
+};
+
+static const char *const action_changes[FG_ACTION__COUNT] = {
+	[FG_ACTION_ACCEPT] = "accepted", [FG_ACTION_DISPATCH] = "dispatched",
+	[FG_ACTION_PROGRESS] = "progress", [FG_ACTION_RESOLVE] = "resolved",
+	[FG_ACTION_CLOSE] = "closed", [FG_ACTION_RETURN] = "returned",
+	[FG_ACTION_REOPEN] = "reopened",
+};
+
+static const char *const disposition_names[FG_DISP__COUNT] = {
+	[FG_DISP_NONE] = "none", [FG_DISP_REAL_FIRE] = "real_fire",
+	[FG_DISP_FALSE_ALARM] = "false_alarm", [FG_DISP_TEST] = "test",
+	[FG_DISP_DEVICE_FAULT] = "device_fault", [FG_DISP_HANDLED] = "handled",
+};
+
+/* Every state, as the static strings the table hands out. */
+static const char *const all_states[] = {
+	FG_STATE_OPEN, FG_STATE_REPORTED, FG_STATE_DISPATCHED, FG_STATE_IN_PROGRESS,
+	FG_STATE_RESOLVED, FG_STATE_CLOSED, FG_STATE_RETURNED, FG_STATE_REOPENED,
+};
+
+const char *fg_action_name(enum fg_action a)
+{
+	return (unsigned)a < FG_ACTION__COUNT ? action_names[a] : NULL;
+}
+
+const char *fg_action_change(enum fg_action a)
+{
+	return (unsigned)a < FG_ACTION__COUNT ? action_changes[a] : NULL;
+}
+
+int fg_action_parse(const char *name, enum fg_action *ret)
+{
+	for (unsigned i = 0; name && i < FG_ACTION__COUNT; i++)
+		if (strcmp(name, action_names[i]) == 0) {
+			*ret = (enum fg_action)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *fg_disposition_name(enum fg_disposition d)
+{
+	return (unsigned)d < FG_DISP__COUNT ? disposition_names[d] : NULL;
+}
+
+int fg_disposition_parse(const char *name, enum fg_disposition *ret)
+{
+	/* "none" is the absence of one, not something to send. */
+	for (unsigned i = FG_DISP_NONE + 1; name && i < FG_DISP__COUNT; i++)
+		if (strcmp(name, disposition_names[i]) == 0) {
+			*ret = (enum fg_disposition)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *fg_escalation_tier(int level)
+{
+	static const char *const tiers[] = { "small_grid", "medium_grid", "large_grid",
+	                                     "fire_brigade" };
+	return level >= 0 && (size_t)level < FG_ARRAY_SIZE(tiers) ? tiers[level] : NULL;
+}
+
+static bool is(const char *state, const char *s)
+{
+	return strcmp(state, s) == 0;
+}
+
+bool fg_state_escalates(const char *state)
+{
+	return is(state, FG_STATE_OPEN) || is(state, FG_STATE_REPORTED) ||
+	       is(state, FG_STATE_RETURNED) || is(state, FG_STATE_REOPENED);
+}
+
+bool fg_state_live(const char *state)
+{
+	return !is(state, FG_STATE_RESOLVED) && !is(state, FG_STATE_CLOSED);
+}
+
+static const char *static_state(const char *state)
+{
+	for (size_t i = 0; i < FG_ARRAY_SIZE(all_states); i++)
+		if (is(state, all_states[i]))
+			return all_states[i];
+	return NULL;
+}
+
+int fg_lifecycle_next(const char *state, enum fg_action action, enum fg_disposition disposition,
+                      const char **ret_state, const char **ret_why)
+{
+	static const char *const cannot[FG_ACTION__COUNT] = {
+		[FG_ACTION_ACCEPT] = "only an incident waiting for dispatch (open, reported, "
+		                     "returned, reopened) can be accepted",
+		[FG_ACTION_DISPATCH] = "only an incident waiting for dispatch (open, reported, "
+		                       "returned, reopened) can be dispatched",
+		[FG_ACTION_PROGRESS] = "only a dispatched incident can report progress",
+		[FG_ACTION_RESOLVE] = "only a dispatched incident can be resolved",
+		[FG_ACTION_CLOSE] = "a closed incident cannot be closed again",
+		[FG_ACTION_RETURN] = "only an incident the center has (reported, dispatched, "
+		                     "in_progress, resolved, reopened) can be returned",
+		[FG_ACTION_REOPEN] = "only a resolved or closed incident can be reopened",
+	};
+	const char *from = state ? static_state(state) : NULL;
+	const char *to = NULL;
+	if (!from || (unsigned)action >= FG_ACTION__COUNT) {
+		*ret_why = "unknown state or action";
+		return -EINVAL;
+	}
+	switch (action) {
+	case FG_ACTION_ACCEPT:
+		if (fg_state_escalates(from))
+			to = is(from, FG_STATE_OPEN) ? FG_STATE_REPORTED : from;
+		break;
+	case FG_ACTION_DISPATCH:
+		if (fg_state_escalates(from))
+			to = FG_STATE_DISPATCHED;
+		break;
+	case FG_ACTION_PROGRESS:
+		if (is(from, FG_STATE_DISPATCHED) || is(from, FG_STATE_IN_PROGRESS))
+			to = FG_STATE_IN_PROGRESS;
+		break;
+	case FG_ACTION_RESOLVE:
+		if (is(from, FG_STATE_DISPATCHED) || is(from, FG_STATE_IN_PROGRESS))
+			to = FG_STATE_RESOLVED;
+		break;
+	case FG_ACTION_CLOSE:
+		if (is(from, FG_STATE_RESOLVED)) {
+			to = FG_STATE_CLOSED;
+		} else if (fg_state_live(from)) {
+			/* Nothing to handle: a false alarm, a test or a broken
+			 * device may be closed straight away. */
+			if (disposition == FG_DISP_FALSE_ALARM || disposition == FG_DISP_TEST ||
+			    disposition == FG_DISP_DEVICE_FAULT)
+				to = FG_STATE_CLOSED;
+			else
+				*ret_why = "closing as real_fire or handled needs the incident "
+				           "resolved first";
+		}
+		break;
+	case FG_ACTION_RETURN:
+		if (is(from, FG_STATE_REPORTED) || is(from, FG_STATE_DISPATCHED) ||
+		    is(from, FG_STATE_IN_PROGRESS) || is(from, FG_STATE_RESOLVED) ||
+		    is(from, FG_STATE_REOPENED))
+			to = FG_STATE_RETURNED;
+		break;
+	case FG_ACTION_REOPEN:
+		if (is(from, FG_STATE_RESOLVED) || is(from, FG_STATE_CLOSED))
+			to = FG_STATE_REOPENED;
+		break;
+	default:
+		break;
+	}
+	if (!to) {
+		if (action != FG_ACTION_CLOSE || !fg_state_live(from))
+			*ret_why = cannot[action];
+		return -EPERM;
+	}
+	*ret_state = to;
+	return 0;
+}
+
+/* ---- the request body ---------------------------------------------------- */
+
+static int bad_field(const char **ret_field, const char *field, char *why, size_t whylen,
+                     const char *reason)
+{
+	*ret_field = field;
+	snprintf(why, whylen, "%s", reason);
+	return -EINVAL;
+}
+
+/* A string field: absent (NULL, 0), or a string of min..max bytes without
+ * control characters.  -EINVAL otherwise. */
+static int text_field(json_t *obj, const char *key, size_t min, size_t max, const char **ret)
+{
+	json_t *v = json_object_get(obj, key);
+	*ret = NULL;
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return -EINVAL;
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n < min || n > max || strlen(s) != n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t')
+			return -EINVAL;
+	*ret = s;
+	return 0;
+}
+
+int fg_action_from_json(json_t *obj, int64_t now_ms, struct fg_action_req *ret,
+                        const char **ret_field, char *why, size_t whylen)
+{
+	static const char *const known[] = { "action", "action_id", "actor", "unit", "note",
+	                                      "deadline", "case_no", "disposition" };
+	struct fg_action_req a = { .disposition = FG_DISP_NONE };
+	const char *key, *action = NULL, *deadline = NULL, *disp = NULL;
+	json_t *v;
+	char msg[160];
+
+	if (!json_is_object(obj))
+		return bad_field(ret_field, NULL, why, whylen, "body must be a JSON object");
+	json_object_foreach(obj, key, v) {
+		bool ok = false;
+		for (size_t i = 0; i < FG_ARRAY_SIZE(known); i++)
+			ok |= strcmp(key, known[i]) == 0;
+		if (!ok) {
+			*ret_field = NULL;
+			snprintf(why, whylen, "unknown field '%.40s'", key);
+			return -EINVAL;
+		}
+	}
+	if (text_field(obj, "action", 1, 32, &action) < 0 || !action ||
+	    fg_action_parse(action, &a.action) < 0)
+		return bad_field(ret_field, "action", why, whylen, "action must be one of accept, "
+		                 "dispatch, progress, resolve, close, return, reopen");
+	if (text_field(obj, "action_id", 1, MAX_ID, &a.action_id) < 0 || !a.action_id)
+		return bad_field(ret_field, "action_id", why, whylen,
+		                 "action_id must be a string of 1..128 characters (idempotency key)");
+	if (text_field(obj, "actor", 1, MAX_TEXT, &a.actor) < 0 || !a.actor)
+		return bad_field(ret_field, "actor", why, whylen,
+		                 "actor must be a string of 1..128 characters");
+	if (text_field(obj, "unit", 1, MAX_TEXT, &a.unit) < 0)
+		return bad_field(ret_field, "unit", why, whylen,
+		                 "unit must be a string of 1..128 characters");
+	if (text_field(obj, "note", 0, MAX_NOTE, &a.note) < 0)
+		return bad_field(ret_field, "note", why, whylen,
+		                 "note must be a string of at most 2000 characters");
+	if (text_field(obj, "case_no", 1, MAX_CASE_NO, &a.case_no) < 0)
+		return bad_field(ret_field, "case_no", why, whylen,
+		                 "case_no must be a string of 1..64 characters");
+	if (text_field(obj, "disposition", 1, 32, &disp) < 0 ||
+	    (disp && fg_disposition_parse(disp, &a.disposition) < 0))
+		return bad_field(ret_field, "disposition", why, whylen, "disposition must be one of "
+		                 "real_fire, false_alarm, test, device_fault, handled");
+	if (text_field(obj, "deadline", 1, 64, &deadline) < 0 ||
+	    (deadline && fg_time_parse_iso(deadline, &a.deadline_ms) < 0))
+		return bad_field(ret_field, "deadline", why, whylen,
+		                 "deadline must be an RFC 3339 time");
+
+	if (a.action == FG_ACTION_DISPATCH && !a.unit)
+		return bad_field(ret_field, "unit", why, whylen, "dispatch needs the unit sent");
+	if (a.action == FG_ACTION_CLOSE && !disp)
+		return bad_field(ret_field, "disposition", why, whylen, "close needs a disposition");
+	if (a.action != FG_ACTION_CLOSE && disp) {
+		snprintf(msg, sizeof(msg), "only close takes a disposition, not %s", action);
+		return bad_field(ret_field, "disposition", why, whylen, msg);
+	}
+	if (deadline) {
+		if (a.action != FG_ACTION_ACCEPT && a.action != FG_ACTION_DISPATCH &&
+		    a.action != FG_ACTION_PROGRESS && a.action != FG_ACTION_RETURN) {
+			snprintf(msg, sizeof(msg), "%s takes no deadline", action);
+			return bad_field(ret_field, "deadline", why, whylen, msg);
+		}
+		if (a.deadline_ms <= now_ms)
+			return bad_field(ret_field, "deadline", why, whylen,
+			                 "deadline must be in the future");
+	}
+	*ret = a;
+	return 0;
+}
+
+/* ---- applying actions -------------------------------------------------- */
+
+static const char SQL_SAVEPOINT[] = "SAVEPOINT fg_act";
+static const char SQL_RELEASE[] = "RELEASE fg_act";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO fg_act";
+
+static const char SQL_LIVE_KEY[] =
+	"SELECT id FROM incidents WHERE dedup_key = ?1 AND state <> 'closed' AND id <> ?2";
+
+static const char SQL_ACT[] =
+	"UPDATE incidents SET state = ?2, revision = revision + 1,"
+	" case_no = coalesce(?3, case_no),"
+	" dispatched_unit = coalesce(?4, dispatched_unit),"
+	" deadline_ms = coalesce(?5, deadline_ms),"
+	" reported_ms = CASE WHEN ?2 = 'reported' THEN coalesce(reported_ms, ?6) ELSE reported_ms END,"
+	" dispatched_ms = CASE WHEN ?2 = 'dispatched' THEN ?6 ELSE dispatched_ms END,"
+	" resolved_ms = CASE WHEN ?2 = 'resolved' THEN ?6 WHEN ?2 = 'reopened' THEN NULL"
+	"  ELSE resolved_ms END,"
+	" closed_ms = CASE WHEN ?2 = 'closed' THEN ?6 ELSE NULL END,"
+	" disposition = CASE WHEN ?2 = 'closed' THEN ?7 WHEN ?2 = 'reopened' THEN NULL"
+	"  ELSE disposition END,"
+	" reopened = reopened + (?2 = 'reopened'),"
+	" overdue = CASE WHEN ?2 = 'reopened' THEN 0 ELSE overdue END,"
+	" esc_level = CASE WHEN ?2 = 'reopened' THEN 0 ELSE esc_level END"
+	" WHERE id = ?1";
+
+static const char SQL_OVERDUE[] =
+	"UPDATE incidents SET overdue = 1, revision = revision + 1 WHERE id = ?1";
+
+static const char SQL_DUE_REFRESH[] =
+	"UPDATE incidents SET next_due_ms = (SELECT min(v) FROM ("
+	" SELECT esc_due_ms AS v UNION ALL SELECT confirm_due_ms UNION ALL SELECT hold_until_ms"
+	" UNION ALL SELECT deadline_ms WHERE overdue = 0 AND state NOT IN ('resolved', 'closed')))"
+	" WHERE id = ?1";
+
+static const char SQL_ACTION_GET[] =
+	"SELECT client, request, status, response FROM incident_actions WHERE action_id = ?1";
+static const char SQL_ACTION_PUT[] =
+	"INSERT INTO incident_actions(action_id, client, incident_id, request, status, response,"
+	" at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+static int run_sql(fg_store *st, const char *sql)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, sql);
+	return s ? fg_store_step_done(s) : -EIO;
+}
+
+/* Run body(ctx) under a savepoint of the group transaction: all or
+ * nothing. */
+static int atomically(fg_store *st, int (*body)(void *ctx), void *ctx)
+{
+	int r = fg_store_begin(st);
+	if (r >= 0)
+		r = run_sql(st, SQL_SAVEPOINT);
+	if (r < 0)
+		return r;
+	r = body(ctx);
+	if (r < 0)
+		run_sql(st, SQL_ROLLBACK_TO);
+	int rr = run_sql(st, SQL_RELEASE);
+	return r < 0 ? r : rr < 0 ? rr : r;
+}
+
+static int live_conflict(fg_store *st, const struct fg_incident *row, int64_t *ret_id)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_LIVE_KEY);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, row->dedup_key);
+	sqlite3_bind_int64(s, 2, row->id);
+	int r = fg_store_step_row(s);
+	if (r > 0) {
+		*ret_id = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+	}
+	return r;
+}
+
+struct act {
+	fg_incidents *inc;
+	int64_t id;
+	const struct fg_action_req *a;
+	const char *client;
+	int64_t now_ms;
+	struct fg_act_result *res;
+};
+
+static void bind_opt_ms(sqlite3_stmt *s, int idx, int64_t ms)
+{
+	if (ms)
+		sqlite3_bind_int64(s, idx, ms);
+	else
+		sqlite3_bind_null(s, idx);
+}
+
+static int act_body(void *ctx)
+{
+	struct act *x = ctx;
+	fg_store *st = fg_incidents_store(x->inc);
+	const struct fg_action_req *a = x->a;
+	struct fg_incident row;
+	int r = fg_incident_get(st, x->id, &row);
+	if (r < 0)
+		return r;
+	snprintf(x->res->from, sizeof(x->res->from), "%s", row.state);
+	const char *to = NULL, *why = NULL;
+	r = fg_lifecycle_next(row.state, a->action, a->disposition, &to, &why);
+	if (r == 0 && a->action == FG_ACTION_REOPEN && strcmp(row.state, FG_STATE_CLOSED) == 0 &&
+	    (r = live_conflict(st, &row, &x->res->conflict_id)) > 0)
+		r = -EBUSY;
+	fg_incident_clear(&row);
+	if (r < 0)
+		return r == -EINVAL ? -EPERM : r;
+	snprintf(x->res->to, sizeof(x->res->to), "%s", to);
+
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_ACT);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, x->id);
+	fg_store_bind_text(s, 2, to);
+	fg_store_bind_text(s, 3, a->case_no);
+	fg_store_bind_text(s, 4, a->unit);
+	bind_opt_ms(s, 5, a->deadline_ms);
+	sqlite3_bind_int64(s, 6, x->now_ms);
+	fg_store_bind_text(s, 7, a->action == FG_ACTION_CLOSE ? fg_disposition_name(a->disposition)
+	                                                      : NULL);
+	if ((r = fg_store_step_done(s)) < 0)
+		return r;
+
+	char channel[80];
+	snprintf(channel, sizeof(channel), "api:%s", x->client ? x->client : "-");
+	if ((r = fg_incidents_reschedule(x->inc, x->id, x->now_ms)) < 0 ||
+	    (r = fg_incident_history_add(st, x->id, x->now_ms, x->res->from, a->actor, channel,
+	                                 a->note)) < 0 ||
+	    (r = fg_incidents_publish(x->inc, x->id, fg_action_change(a->action), NULL,
+	                              x->now_ms)) < 0)
+		return r;
+	if ((r = fg_incident_get(st, x->id, &row)) < 0)
+		return r;
+	x->res->revision = row.revision;
+	fg_incident_clear(&row);
+	return 0;
+}
+
+int fg_incidents_act(fg_incidents *inc, int64_t id, const struct fg_action_req *a,
+                     const char *client, int64_t now_ms, struct fg_act_result *ret)
+{
+	struct fg_act_result res = { .from = "", .to = "" };
+	struct act x = { inc, id, a, client, now_ms, &res };
+	int r = atomically(fg_incidents_store(inc), act_body, &x);
+	*ret = res;
+	return r;
+}
+
+int fg_action_lookup(fg_store *st, const char *action_id, char **ret_client, char **ret_request,
+                     int *ret_status, char **ret_response)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_ACTION_GET);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, action_id);
+	int r = fg_store_step_row(s);
+	if (r <= 0)
+		return r;
+	char *client = fg_store_column_strdup(s, 0), *request = fg_store_column_strdup(s, 1);
+	char *response = fg_store_column_strdup(s, 3);
+	int status = sqlite3_column_int(s, 2);
+	sqlite3_reset(s);
+	if (!client || !request || !response) {
+		free(client);
+		free(request);
+		free(response);
+		return -ENOMEM;
+	}
+	*ret_client = client;
+	*ret_request = request;
+	*ret_response = response;
+	*ret_status = status;
+	return 1;
+}
+
+int fg_action_record(fg_store *st, const char *action_id, const char *client,
+                     int64_t incident_id, const char *request, int status,
+                     const char *response, int64_t now_ms)
+{
+	int r = fg_store_begin(st);
+	sqlite3_stmt *s = r < 0 ? NULL : fg_store_stmt(st, SQL_ACTION_PUT);
+	if (!s)
+		return r < 0 ? r : -EIO;
+	fg_store_bind_text(s, 1, action_id);
+	fg_store_bind_text(s, 2, client ? client : "");
+	sqlite3_bind_int64(s, 3, incident_id);
+	fg_store_bind_text(s, 4, request);
+	sqlite3_bind_int(s, 5, status);
+	fg_store_bind_text(s, 6, response);
+	sqlite3_bind_int64(s, 7, now_ms);
+	return fg_store_step_done(s);
+}
+
+/* ---- deadlines ------------------------------------------------------------ */
+
+static int due_refresh(fg_store *st, int64_t id)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_DUE_REFRESH);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	return fg_store_step_done(s);
+}
+
+int fg_incidents_reschedule(fg_incidents *inc, int64_t id, int64_t now_ms)
+{
+	return due_refresh(fg_incidents_store(inc), id);
+}
+
+/* A revision made by the clock: history (actor "firegrid", channel
+ * "timer") and a webhook. */
+static int timer_revision(fg_incidents *inc, int64_t id, const char *from_state,
+                          const char *change, const char *note, int64_t now_ms)
+{
+	int r = fg_incident_history_add(fg_incidents_store(inc), id, now_ms, from_state, "firegrid",
+	                                "timer", note);
+	return r < 0 ? r : fg_incidents_publish(inc, id, change, NULL, now_ms);
+}
+
+struct due {
+	fg_incidents *inc;
+	int64_t id, now_ms;
+};
+
+static int due_body(void *ctx)
+{
+	struct due *x = ctx;
+	fg_store *st = fg_incidents_store(x->inc);
+	struct fg_incident row;
+	int r = fg_incident_get(st, x->id, &row), n = 0;
+	if (r < 0)
+		return r;
+	if (row.deadline_ms && !row.overdue && fg_state_live(row.state) &&
+	    row.deadline_ms <= x->now_ms) {
+		char note[64], t[32];
+		snprintf(note, sizeof(note), "deadline %s passed",
+		         fg_time_iso(row.deadline_ms, t, sizeof(t)));
+		sqlite3_stmt *s = fg_store_stmt(st, SQL_OVERDUE);
+		r = s ? 0 : -EIO;
+		if (r >= 0) {
+			sqlite3_bind_int64(s, 1, x->id);
+			r = fg_store_step_done(s);
+		}
+		if (r >= 0)
+			r = timer_revision(x->inc, x->id, row.state, "overdue", note, x->now_ms);
+		n += r >= 0;
+	}
+	fg_incident_clear(&row);
+	if (r >= 0)
+		r = due_refresh(st, x->id);
+	return r < 0 ? r : n;
+}
+
+int fg_incidents_run_due(fg_incidents *inc, int64_t id, int64_t now_ms)
+{
+	struct due x = { inc, id, now_ms };
+	return atomically(fg_incidents_store(inc), due_body, &x);
+}

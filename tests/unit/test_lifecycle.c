@@ -1,0 +1,339 @@
+/* Unit tests for the incident lifecycle: the whole transition table, action
+ * body validation, actions applied to stored incidents (history, webhook
+ * revisions, idempotency records), reopening, device-health resolution and
+ * the center's deadline turning an incident overdue. */
+#include <errno.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include "incident.h"
+#include "lifecycle.h"
+#include "outbox.h"
+#include "store.h"
+#include "store_test.h"
+#include "util.h"
+
+static fg_store *st;
+static fg_outbox *ob;
+static fg_incidents *incs;
+static struct fg_conf_sink sink = { .name = "ops", .min_severity = FG_SEV_INFO };
+static struct fg_conf conf = { .gateway_id = "gw1", .sinks = &sink, .n_sinks = 1,
+                               .reopen_window_ms = 1800000 };
+
+static int64_t q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t q(const char *fmt, ...)
+{
+	char sql[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return test_query_int(fg_store_db(st), sql);
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+/* Expected target state per (state, action); "-" = refused.  close is
+ * listed for a disposition of real_fire (needs resolved) and of
+ * false_alarm (any live state) separately. */
+static const char *const states[] = { "open", "reported", "dispatched", "in_progress",
+                                      "resolved", "closed", "returned", "reopened" };
+static const char *const expected[][8] = {
+	/* accept   */ { "reported", "reported", "-", "-", "-", "-", "returned", "reopened" },
+	/* dispatch */ { "dispatched", "dispatched", "-", "-", "-", "-", "dispatched", "dispatched" },
+	/* progress */ { "-", "-", "in_progress", "in_progress", "-", "-", "-", "-" },
+	/* resolve  */ { "-", "-", "resolved", "resolved", "-", "-", "-", "-" },
+	/* close rf */ { "-", "-", "-", "-", "closed", "-", "-", "-" },
+	/* return   */ { "-", "returned", "returned", "returned", "returned", "-", "-", "returned" },
+	/* reopen   */ { "-", "-", "-", "-", "reopened", "reopened", "-", "-" },
+	/* close fa */ { "closed", "closed", "closed", "closed", "closed", "-", "closed", "closed" },
+};
+
+static void test_table(void)
+{
+	for (int a = 0; a < 8; a++) {
+		enum fg_action act = a == 7 ? FG_ACTION_CLOSE : (enum fg_action)a;
+		enum fg_disposition disp = a == 4 ? FG_DISP_REAL_FIRE
+		                           : a == 7 ? FG_DISP_FALSE_ALARM : FG_DISP_NONE;
+		for (int s = 0; s < 8; s++) {
+			const char *to = NULL, *why = NULL;
+			int r = fg_lifecycle_next(states[s], act, disp, &to, &why);
+			bool want = strcmp(expected[a][s], "-") != 0;
+			if ((r == 0) != want || (want && strcmp(to, expected[a][s]) != 0) ||
+			    (!want && (r != -EPERM || !why || !*why))) {
+				fprintf(stderr, "  %s on %s: r=%d to=%s why=%s, expected %s\n",
+				        fg_action_name(act), states[s], r, to ? to : "-", why ? why : "-",
+				        expected[a][s]);
+				failures++;
+			}
+		}
+	}
+	/* Every disposition that needs handling first; the ones that do not. */
+	const char *to, *why;
+	CHECK(fg_lifecycle_next("dispatched", FG_ACTION_CLOSE, FG_DISP_HANDLED, &to, &why) == -EPERM);
+	CHECK(strstr(why, "resolved first") != NULL);
+	CHECK(fg_lifecycle_next("reported", FG_ACTION_CLOSE, FG_DISP_TEST, &to, &why) == 0);
+	CHECK(fg_lifecycle_next("open", FG_ACTION_CLOSE, FG_DISP_DEVICE_FAULT, &to, &why) == 0);
+	CHECK(fg_lifecycle_next("weird", FG_ACTION_CLOSE, FG_DISP_TEST, &to, &why) == -EINVAL);
+	CHECK(fg_lifecycle_next("open", FG_ACTION__COUNT, FG_DISP_TEST, &to, &why) == -EINVAL);
+
+	/* Escalation runs exactly in the states waiting for a dispatch. */
+	for (int s = 0; s < 8; s++) {
+		bool esc = fg_state_escalates(states[s]);
+		bool want = s == 0 || s == 1 || s == 6 || s == 7;
+		CHECK(esc == want);
+		CHECK(fg_state_live(states[s]) == (s != 4 && s != 5));
+	}
+	CHECK(strcmp(fg_escalation_tier(0), "small_grid") == 0);
+	CHECK(strcmp(fg_escalation_tier(3), "fire_brigade") == 0);
+	CHECK(fg_escalation_tier(4) == NULL && fg_escalation_tier(-1) == NULL);
+
+	enum fg_action act;
+	enum fg_disposition disp;
+	CHECK(fg_action_parse("dispatch", &act) == 0 && act == FG_ACTION_DISPATCH);
+	CHECK(fg_action_parse("Dispatch", &act) == -EINVAL);
+	CHECK(fg_disposition_parse("false_alarm", &disp) == 0 && disp == FG_DISP_FALSE_ALARM);
+	CHECK(fg_disposition_parse("none", &disp) == -EINVAL);
+	CHECK(strcmp(fg_action_change(FG_ACTION_PROGRESS), "progress") == 0);
+}
+
+/* ---- request bodies --------------------------------------------------------- */
+
+static int parse(const char *text, struct fg_action_req *a, const char **field)
+{
+	json_t *doc = json_loads(text, 0, NULL);
+	char why[200];
+	*field = "untouched";
+	int r = fg_action_from_json(doc, 1000000, a, field, why, sizeof(why));
+	json_decref(doc);
+	return r;
+}
+
+static void test_bodies(void)
+{
+	struct fg_action_req a;
+	const char *f;
+	/* Strings are borrowed from the JSON: check them before it is freed. */
+	json_t *doc = json_loads("{\"action\":\"dispatch\",\"action_id\":\"x1\",\"actor\":\"desk 3\","
+	                         "\"unit\":\"station-3\",\"note\":\"go\",\"case_no\":\"C-1\","
+	                         "\"deadline\":\"2030-01-01T00:00:00Z\"}", 0, NULL);
+	char why[200];
+	CHECK(fg_action_from_json(doc, 1000000, &a, &f, why, sizeof(why)) == 0);
+	CHECK(a.action == FG_ACTION_DISPATCH && strcmp(a.unit, "station-3") == 0);
+	CHECK(strcmp(a.actor, "desk 3") == 0 && strcmp(a.case_no, "C-1") == 0);
+	CHECK(a.deadline_ms == 1893456000000LL && a.disposition == FG_DISP_NONE);
+	json_decref(doc);
+
+	static const struct {
+		const char *body, *field;
+	} bad[] = {
+		{ "{\"action_id\":\"x\",\"actor\":\"a\"}", "action" },
+		{ "{\"action\":\"explode\",\"action_id\":\"x\",\"actor\":\"a\"}", "action" },
+		{ "{\"action\":7,\"action_id\":\"x\",\"actor\":\"a\"}", "action" },
+		{ "{\"action\":\"accept\",\"actor\":\"a\"}", "action_id" },
+		{ "{\"action\":\"accept\",\"action_id\":\"\",\"actor\":\"a\"}", "action_id" },
+		{ "{\"action\":\"accept\",\"action_id\":\"x\"}", "actor" },
+		{ "{\"action\":\"accept\",\"action_id\":\"x\",\"actor\":null}", "actor" },
+		{ "{\"action\":\"accept\",\"action_id\":\"x\",\"actor\":\"a\\u0001b\"}", "actor" },
+		{ "{\"action\":\"dispatch\",\"action_id\":\"x\",\"actor\":\"a\"}", "unit" },
+		{ "{\"action\":\"dispatch\",\"action_id\":\"x\",\"actor\":\"a\",\"unit\":5}", "unit" },
+		{ "{\"action\":\"close\",\"action_id\":\"x\",\"actor\":\"a\"}", "disposition" },
+		{ "{\"action\":\"close\",\"action_id\":\"x\",\"actor\":\"a\",\"disposition\":\"meh\"}",
+		  "disposition" },
+		{ "{\"action\":\"resolve\",\"action_id\":\"x\",\"actor\":\"a\",\"disposition\":\"test\"}",
+		  "disposition" },
+		{ "{\"action\":\"accept\",\"action_id\":\"x\",\"actor\":\"a\",\"deadline\":\"soon\"}",
+		  "deadline" },
+		{ "{\"action\":\"accept\",\"action_id\":\"x\",\"actor\":\"a\","
+		  "\"deadline\":\"1970-01-01T00:00:01Z\"}", "deadline" },
+		{ "{\"action\":\"resolve\",\"action_id\":\"x\",\"actor\":\"a\","
+		  "\"deadline\":\"2030-01-01T00:00:00Z\"}", "deadline" },
+		{ "{\"action\":\"accept\",\"action_id\":\"x\",\"actor\":\"a\",\"case_no\":\"\"}",
+		  "case_no" },
+		{ "{\"action\":\"accept\",\"action_id\":\"x\",\"actor\":\"a\",\"note\":[]}", "note" },
+	};
+	for (size_t i = 0; i < FG_ARRAY_SIZE(bad); i++) {
+		int r = parse(bad[i].body, &a, &f);
+		if (r != -EINVAL || !f || strcmp(f, bad[i].field) != 0) {
+			fprintf(stderr, "  %s: r=%d field=%s, expected %s\n", bad[i].body, r,
+			        f ? f : "(null)", bad[i].field);
+			failures++;
+		}
+	}
+	/* Unknown fields are refused without a field of ours to name. */
+	CHECK(parse("{\"action\":\"accept\",\"action_id\":\"x\",\"actor\":\"a\",\"colour\":1}",
+	            &a, &f) == -EINVAL && f == NULL);
+	CHECK(parse("[1]", &a, &f) == -EINVAL);
+}
+
+/* ---- stored incidents ----------------------------------------------------------- */
+
+static int64_t open_alarm(const char *device, fg_kind kind, int64_t t)
+{
+	struct fg_ev ev = test_ev(device, kind, kind == FG_KIND_BATTERY_LOW ? FG_SEV_WARNING
+	                                                                 : FG_SEV_CRITICAL, t);
+	int64_t id = -1;
+	int r = fg_incidents_apply(incs, &ev, &id);
+	CHECK(r == FG_APPLY_OPENED || r == FG_APPLY_REOPENED);
+	return id;
+}
+
+static int act(int64_t id, enum fg_action action, const char *unit, enum fg_disposition disp,
+               int64_t deadline, int64_t now, struct fg_act_result *res)
+{
+	struct fg_action_req a = { .action = action, .action_id = "id", .actor = "desk-1",
+	                           .unit = unit, .note = "n", .disposition = disp,
+	                           .deadline_ms = deadline };
+	return fg_incidents_act(incs, id, &a, "center", now, res);
+}
+
+static int64_t webhooks(int64_t id, const char *type)
+{
+	return q("SELECT count(*) FROM outbox WHERE incident_id = %lld AND type = "
+	         "'org.firegrid.incident.%s'", (long long)id, type);
+}
+
+static void test_loop(void)
+{
+	struct fg_act_result res;
+	int64_t id = open_alarm("dev-a", FG_KIND_SMOKE, 1000);
+	CHECK(fg_incidents_delivered(incs, id, "ops", 1100, "{\"case_no\":\"SH-1\"}", 18) == 0);
+	CHECK(q("SELECT state = 'reported' AND case_no = 'SH-1' AND reported_ms = 1100 FROM incidents"
+	        " WHERE id = %lld", (long long)id) == 1);
+	/* A second acceptance does not replace the case number. */
+	CHECK(fg_incidents_delivered(incs, id, "ops", 1150, "{\"case_no\":\"SH-2\"}", 18) == 0);
+	CHECK(fg_incidents_delivered(incs, id, "ops", 1160, "not json", 8) == 0);
+	CHECK(q("SELECT case_no = 'SH-1' FROM incidents WHERE id = %lld", (long long)id) == 1);
+
+	CHECK(act(id, FG_ACTION_PROGRESS, NULL, 0, 0, 1200, &res) == -EPERM);
+	CHECK(strcmp(res.from, "reported") == 0);
+	CHECK(act(id, FG_ACTION_DISPATCH, "st-3", 0, 0, 1300, &res) == 0);
+	CHECK(strcmp(res.from, "reported") == 0 && strcmp(res.to, "dispatched") == 0);
+	CHECK(res.revision == 2);
+	CHECK(act(id, FG_ACTION_RETURN, NULL, 0, 0, 1400, &res) == 0 && res.revision == 3);
+	CHECK(act(id, FG_ACTION_DISPATCH, "st-4", 0, 0, 1500, &res) == 0);
+	CHECK(act(id, FG_ACTION_PROGRESS, NULL, 0, 0, 1600, &res) == 0);
+	CHECK(act(id, FG_ACTION_CLOSE, NULL, FG_DISP_REAL_FIRE, 0, 1650, &res) == -EPERM);
+	CHECK(act(id, FG_ACTION_RESOLVE, NULL, 0, 0, 1700, &res) == 0);
+	CHECK(act(id, FG_ACTION_CLOSE, NULL, FG_DISP_REAL_FIRE, 0, 1800, &res) == 0);
+	CHECK(res.revision == 7);
+	CHECK(q("SELECT state = 'closed' AND closed_ms = 1800 AND disposition = 'real_fire'"
+	        " AND dispatched_unit = 'st-4' AND dispatched_ms = 1500 AND resolved_ms = 1700"
+	        " FROM incidents WHERE id = %lld", (long long)id) == 1);
+	CHECK(webhooks(id, "dispatched") == 2 && webhooks(id, "returned") == 1);
+	CHECK(webhooks(id, "progress") == 1 && webhooks(id, "resolved") == 1);
+	CHECK(webhooks(id, "closed") == 1);
+	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld AND channel ="
+	        " 'api:center' AND actor = 'desk-1'", (long long)id) == 6);
+	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld AND from_state ="
+	        " 'returned' AND to_state = 'dispatched' AND revision = 4", (long long)id) == 1);
+	CHECK(act(999999, FG_ACTION_ACCEPT, NULL, 0, 0, 1900, &res) == -ENOENT);
+
+	/* Within the reopen window a re-alarm reopens the same incident. */
+	int64_t again = open_alarm("dev-a", FG_KIND_SMOKE, 1800 + 60000);
+	CHECK(again == id);
+	CHECK(q("SELECT state = 'reopened' AND reopened = 1 AND closed_ms IS NULL AND disposition"
+	        " IS NULL FROM incidents WHERE id = %lld", (long long)id) == 1);
+	CHECK(webhooks(id, "reopened") == 1);
+	CHECK(act(id, FG_ACTION_CLOSE, NULL, FG_DISP_FALSE_ALARM, 0, 70000, &res) == 0);
+	/* After the window: a new incident. */
+	int64_t later = open_alarm("dev-a", FG_KIND_SMOKE, 70000 + 1800001);
+	CHECK(later != id && later > 0);
+	/* The center cannot reopen the old one while the new one is live. */
+	CHECK(act(id, FG_ACTION_REOPEN, NULL, 0, 0, 70000 + 1800002, &res) == -EBUSY);
+	CHECK(res.conflict_id == later);
+	CHECK(act(later, FG_ACTION_CLOSE, NULL, FG_DISP_TEST, 0, 70000 + 1800003, &res) == 0);
+	CHECK(act(id, FG_ACTION_REOPEN, NULL, 0, 0, 70000 + 1800004, &res) == 0);
+	CHECK(strcmp(res.to, "reopened") == 0);
+}
+
+static void test_device_health(void)
+{
+	struct fg_act_result res;
+	int64_t id = open_alarm("dev-b", FG_KIND_BATTERY_LOW, 5000);
+	struct fg_ev clr = test_ev("dev-b", FG_KIND_CLEAR, FG_SEV_INFO, 5100);
+	clr.clears = FG_KIND_BATTERY_LOW;
+	int64_t cid = -1;
+	CHECK(fg_incidents_apply(incs, &clr, &cid) == FG_APPLY_CLEARED && cid == id);
+	CHECK(q("SELECT state = 'resolved' AND resolved_ms = 5100 AND cleared_ms = 5100"
+	        " FROM incidents WHERE id = %lld", (long long)id) == 1);
+	CHECK(webhooks(id, "cleared") == 1);
+	/* Low again before the center closed it: reopened. */
+	CHECK(open_alarm("dev-b", FG_KIND_BATTERY_LOW, 5200) == id);
+	CHECK(q("SELECT state FROM incidents WHERE id = %lld AND state = 'reopened'",
+	        (long long)id) != -1);
+	CHECK(fg_incidents_apply(incs, &clr, &cid) == FG_APPLY_CLEARED);
+	CHECK(act(id, FG_ACTION_CLOSE, NULL, FG_DISP_HANDLED, 0, 5300, &res) == 0);
+
+	/* A fire-class alarm that clears stays for the center to resolve. */
+	int64_t f = open_alarm("dev-f", FG_KIND_SMOKE, 5400);
+	struct fg_ev fc = test_ev("dev-f", FG_KIND_CLEAR, FG_SEV_INFO, 5500);
+	fc.clears = FG_KIND_SMOKE;
+	CHECK(fg_incidents_apply(incs, &fc, &cid) == FG_APPLY_CLEARED && cid == f);
+	CHECK(q("SELECT state = 'open' FROM incidents WHERE id = %lld", (long long)f) == 1);
+}
+
+static void test_deadline(void)
+{
+	struct fg_act_result res;
+	int64_t id = open_alarm("dev-d", FG_KIND_HEAT, 10000);
+	CHECK(act(id, FG_ACTION_DISPATCH, "st-1", 0, 20000, 11000, &res) == 0);
+	CHECK(q("SELECT next_due_ms FROM incidents WHERE id = %lld", (long long)id) == 20000);
+	/* Too early: nothing, still due at 20000. */
+	CHECK(fg_incidents_run_due(incs, id, 19999) == 0);
+	CHECK(q("SELECT overdue FROM incidents WHERE id = %lld", (long long)id) == 0);
+	CHECK(fg_incidents_run_due(incs, id, 20001) == 1);
+	CHECK(q("SELECT overdue = 1 AND next_due_ms IS NULL FROM incidents WHERE id = %lld",
+	        (long long)id) == 1);
+	CHECK(webhooks(id, "overdue") == 1);
+	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld AND channel = 'timer'"
+	        " AND actor = 'firegrid' AND note LIKE 'deadline %%passed'", (long long)id) == 1);
+	/* Once only. */
+	CHECK(fg_incidents_run_due(incs, id, 30000) == 0);
+	CHECK(webhooks(id, "overdue") == 1);
+
+	/* Resolved before the deadline: never overdue. */
+	int64_t id2 = open_alarm("dev-e", FG_KIND_HEAT, 10000);
+	CHECK(act(id2, FG_ACTION_DISPATCH, "st-1", 0, 20000, 11000, &res) == 0);
+	CHECK(act(id2, FG_ACTION_RESOLVE, NULL, 0, 0, 12000, &res) == 0);
+	CHECK(q("SELECT next_due_ms IS NULL FROM incidents WHERE id = %lld", (long long)id2) == 1);
+	CHECK(fg_incidents_run_due(incs, id2, 20001) == 0);
+	CHECK(webhooks(id2, "overdue") == 0);
+}
+
+static void test_action_records(void)
+{
+	char *client = NULL, *request = NULL, *response = NULL;
+	int status = 0;
+	CHECK(fg_action_lookup(st, "a-1", &client, &request, &status, &response) == 0);
+	CHECK(fg_action_record(st, "a-1", "center", 1, "1 {}", 200, "{\"ok\":1}", 1000) == 0);
+	CHECK(fg_action_record(st, "a-1", "center", 1, "1 {}", 200, "{}", 1000) == -EEXIST);
+	CHECK(fg_action_lookup(st, "a-1", &client, &request, &status, &response) == 1);
+	CHECK(strcmp(client, "center") == 0 && strcmp(request, "1 {}") == 0 && status == 200);
+	CHECK(strcmp(response, "{\"ok\":1}") == 0);
+	free(client);
+	free(request);
+	free(response);
+}
+
+int main(void)
+{
+	char path[256];
+	test_table();
+	test_bodies();
+	test_dir_make();
+	CHECK(fg_store_open(test_path(path, sizeof(path), "lc.db"), FG_DURABILITY_NORMAL, &st) == 0);
+	if (!st)
+		return 1;
+	CHECK(fg_outbox_new(st, &conf, &ob) == 0);
+	CHECK(fg_incidents_new(st, ob, &incs) == 0);
+	fg_incidents_set_conf(incs, &conf);
+	test_loop();
+	test_device_health();
+	test_deadline();
+	test_action_records();
+	CHECK(fg_store_commit(st) == 0);
+	fg_incidents_free(incs);
+	fg_outbox_free(ob);
+	fg_store_close(st);
+	return test_result("test_lifecycle");
+}
