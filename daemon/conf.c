@@ -79,6 +79,7 @@ static int check_webhook_secret(const char *v, char *err, size_t errlen);
 static int check_listen(const char *v, char *err, size_t errlen);
 static int check_token(const char *v, char *err, size_t errlen);
 static int check_scope(const char *v, char *err, size_t errlen);
+static int check_tier(const char *v, char *err, size_t errlen);
 
 static const struct choice log_levels[] = {
 	{ "error", FG_LOG_ERR }, { "warning", FG_LOG_WARN }, { "info", FG_LOG_INFO },
@@ -243,7 +244,34 @@ static const struct conf_key incidents_keys[] = {
 	{ .o = { "reopen_window", FG_OPT_DURATION, "30m", C(reopen_window_ms),
 	    "A re-alarm of the same device and kind this soon after the incident was closed "
 	    "reopens it instead of opening a new one; 0 = never", 0, 30 * T_DAY } },
+	{ .o = { "confirm_persist", FG_OPT_DURATION, "60s", C(confirm_persist_ms),
+	    "A fire-class alarm (sent at once as unconfirmed) still on after this is "
+	    "confirmed (the double knock)", T_SEC, T_HOUR } },
 };
+
+#define TIERS(f) offsetof(struct fg_conf, f.list)
+static const struct conf_key escalation_keys[] = {
+	{ .o = { "fire", FG_OPT_STRING, "60s 180s 300s", TIERS(esc_fire),
+	    "Fire class (smoke, heat, CO, residual current) not dispatched: times after the alarm "
+	    "of levels 1, 2, 3 (medium grid, large grid, fire brigade desk)", 0, 0 },
+	  .flags = K_LIST, .check = check_tier },
+	{ .o = { "fire_elderly_alone", FG_OPT_STRING, "30s 90s 150s", TIERS(esc_fire_elderly),
+	    "The same for households flagged elderly_alone in the device registry", 0, 0 },
+	  .flags = K_LIST, .check = check_tier },
+	{ .o = { "ebike", FG_OPT_STRING, "15m 30m 45m", TIERS(esc_ebike),
+	    "E-bike shed overheat and overcurrent", 0, 0 }, .flags = K_LIST, .check = check_tier },
+	{ .o = { "fire_lane", FG_OPT_STRING, "24h 48h", TIERS(esc_fire_lane),
+	    "Blocked fire lane, counted from its report", 0, 0 },
+	  .flags = K_LIST, .check = check_tier },
+	{ .o = { "device_health", FG_OPT_STRING, "24h 48h 72h", TIERS(esc_device_health),
+	    "Battery low, tamper, fault, offline", 0, 0 }, .flags = K_LIST, .check = check_tier },
+	{ .o = { "fire_lane_hold", FG_OPT_DURATION, "30m", C(fire_lane_hold_ms),
+	    "A blocked fire lane is reported only if still blocked after this", 0, 7 * T_DAY } },
+	{ .o = { "fire_lane_resolve_within", FG_OPT_DURATION, "48h", C(fire_lane_resolve_within_ms),
+	    "A reported blocked fire lane not resolved this long after its report is overdue; "
+	    "0 = no such deadline", 0, 30 * T_DAY } },
+};
+#undef TIERS
 #undef C
 
 #define K(f) offsetof(struct fg_conf_client, f)
@@ -262,6 +290,22 @@ static const struct conf_key client_keys[] = {
 _Static_assert(offsetof(struct fg_conf_client, n_allow) ==
                offsetof(struct fg_conf_client, allow) + sizeof(char **),
                "K_LIST keeps its count right after the array");
+
+#define G(f) offsetof(struct fg_conf_gb26875, f)
+static const struct conf_key gb26875_keys[] = {
+	{ .o = { "listen", FG_OPT_STRING, NULL, G(listen),
+	    "TCP address the transmitters connect to: ADDR:PORT or [IPV6]:PORT", 0, 0 },
+	  .flags = K_REQUIRED, .check = check_listen, .example = "0.0.0.0:5000" },
+	{ .o = { "offline_after", FG_OPT_DURATION, "10m", G(offline_after_ms),
+	    "A transmitter silent this long goes offline (0 = never); counted from start-up for "
+	    "those known before", 0, 7 * T_DAY } },
+	{ .o = { "checksum", FG_OPT_BOOL, "true", G(checksum),
+	    "Verify frame checksums; a bad frame is counted, not confirmed, and the stream "
+	    "resynchronised on the next '@@'", 0, 0 } },
+	{ .o = { "max_connections", FG_OPT_INT, "64", G(max_connections),
+	    "Transmitters connected at once; more are refused", 1, 4096 } },
+};
+#undef G
 
 static int check_modbus_entry(const char *v, char *err, size_t errlen);
 static int check_modbus_scale(const char *v, char *err, size_t errlen);
@@ -381,6 +425,7 @@ struct named_head {
 _Static_assert(offsetof(struct fg_conf_source, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_sink, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_client, line) == offsetof(struct named_head, line) &&
+               offsetof(struct fg_conf_gb26875, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_modbus_bus, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_modbus_device, line) ==
                offsetof(struct named_head, line) &&
@@ -421,6 +466,7 @@ struct conf_section {
 static void finish_mqtt(struct loader *l, struct cursec *sec);
 static void finish_sink(struct loader *l, struct cursec *sec);
 static void finish_client(struct loader *l, struct cursec *sec);
+static void finish_escalation(struct loader *l, struct cursec *sec);
 static void finish_modbus_bus(struct loader *l, struct cursec *sec);
 
 #define TABLE(t) t, sizeof(t) / sizeof((t)[0])
@@ -433,6 +479,8 @@ FITS(sink_keys);
 FITS(api_keys);
 FITS(client_keys);
 FITS(incidents_keys);
+FITS(escalation_keys);
+FITS(gb26875_keys);
 FITS(modbus_bus_keys);
 FITS(modbus_device_keys);
 FITS(interlock_keys);
@@ -465,6 +513,18 @@ static const struct conf_section sections[] = {
 	  "ops-center", true },
 	{ "incidents", TABLE(incidents_keys), false, 0, 0, 0, false, 0, NULL,
 	  "# The incident lifecycle (docs/lifecycle.md).\n", NULL, false },
+	{ "escalation", TABLE(escalation_keys), false, 0, 0, 0, false, 0, finish_escalation,
+	  "# Three-tier grid escalation while an incident waits for a dispatch: level 0 is\n"
+	  "# the small grid, then medium grid, large grid, fire brigade duty desk.  Each\n"
+	  "# hazard class lists up to three times, counted from the start of the wait\n"
+	  "# (docs/lifecycle.md).\n", NULL, false },
+	{ "gb26875", TABLE(gb26875_keys), NAMED(struct fg_conf_gb26875, gb26875, n_gb26875), false,
+	  0, NULL,
+	  "# [gb26875 NAME]: a TCP listener for GB/T 26875.3-2011 user information transmission\n"
+	  "# devices (UITDs); any number.  Every data frame is confirmed after it is stored.\n"
+	  "# Frames go to the [source] whose topics match gb26875/NAME/<transmitter address>\n"
+	  "# (plugin = gb26875, topics = gb26875/NAME/#).\n",
+	  "uitd", true },
 	{ "modbus-bus", TABLE(modbus_bus_keys),
 	  NAMED(struct fg_conf_modbus_bus, modbus_buses, n_modbus_buses), false, 0,
 	  finish_modbus_bus,
@@ -579,6 +639,14 @@ static int check_token(const char *v, char *err, size_t errlen)
 	for (const char *p = v; *p; p++)
 		if (*p <= ' ' || *p > '~')
 			return reason(err, errlen, "a token is printable ASCII without spaces");
+	return 0;
+}
+
+static int check_tier(const char *v, char *err, size_t errlen)
+{
+	int64_t ms;
+	if (fg_parse_duration_ms(v, &ms) < 0 || ms < 1000 || ms > 30LL * 86400000)
+		return reason(err, errlen, "expected durations in 1s..30d, got '%.32s'", v);
 	return 0;
 }
 
@@ -1291,12 +1359,61 @@ static void finish_client(struct loader *l, struct cursec *sec)
 		          "(or secret_file)");
 }
 
+/* Each tier list: at most three, strictly increasing, parsed into ms. */
+static void finish_escalation(struct loader *l, struct cursec *sec)
+{
+	struct fg_conf *c = l->conf;
+	struct fg_conf_tiers *lists[] = { &c->esc_fire, &c->esc_fire_elderly, &c->esc_ebike,
+	                                  &c->esc_fire_lane, &c->esc_device_health };
+	_Static_assert(FG_ARRAY_SIZE(lists) == FG_ARRAY_SIZE(escalation_keys) - 2,
+	               "every tier key is parsed");
+	for (size_t i = 0; i < FG_ARRAY_SIZE(lists); i++) {
+		struct fg_conf_tiers *t = lists[i];
+		const char *key = escalation_keys[i].o.key;
+		t->n = 0;
+		if (t->n_list > 3) {
+			sec_error(l, key_line(l, sec, key), key, "at most three tiers, got %zu",
+			          t->n_list);
+			continue;
+		}
+		for (size_t j = 0; j < t->n_list; j++) {
+			if (fg_parse_duration_ms(t->list[j], &t->ms[j]) < 0)
+				break;    /* already reported by check_tier */
+			if (j && t->ms[j] <= t->ms[j - 1]) {
+				sec_error(l, key_line(l, sec, key), key, "tiers must grow: %s is not "
+				          "after %s", t->list[j], t->list[j - 1]);
+				break;
+			}
+			t->n = j + 1;
+		}
+	}
+}
+
 static void finish_sink(struct loader *l, struct cursec *sec)
 {
 	const struct fg_conf_sink *s = sec->block;
 
 	if (s->retry_min_ms > s->retry_max_ms)
 		sec_error(l, key_line(l, sec, "retry_min"), "retry_min", "must not exceed retry_max");
+}
+
+/* Every [gb26875] listener needs a source for its frames. */
+static void check_gb26875_sources(struct loader *l)
+{
+	const struct fg_conf *c = l->conf;
+	for (size_t i = 0; i < c->n_gb26875; i++) {
+		const struct fg_conf_gb26875 *g = &c->gb26875[i];
+		char topic[NAME_MAX_LEN + 32], label[NAME_MAX_LEN + 16];
+		bool found = false;
+		snprintf(topic, sizeof(topic), "gb26875/%s/000000000000", g->name);
+		for (size_t s = 0; s < c->n_sources && !found; s++)
+			for (size_t t = 0; t < c->sources[s].n_topics && !found; t++)
+				mosquitto_topic_matches_sub(c->sources[s].topics[t], topic, &found);
+		snprintf(label, sizeof(label), "[gb26875 %s]", g->name);
+		if (!found)
+			conf_error(l, g->line, label, NULL, "no [source] takes its frames; add one with "
+			           "plugin = gb26875 and topics = gb26875/%s/#", g->name);
+	}
 }
 
 static void finish_modbus_bus(struct loader *l, struct cursec *sec)
@@ -1411,6 +1528,7 @@ static int load_text(const char *name, const char *text, size_t len, struct fg_c
 			close_section(&l);
 		}
 	}
+	check_gb26875_sources(&l);
 	check_modbus_refs(&l);
 	if (finish_conf(l.conf) < 0)
 		l.oom = true;
@@ -1499,7 +1617,9 @@ void fg_conf_free(struct fg_conf *conf)
 /* The documented default config                                             */
 /* ------------------------------------------------------------------------ */
 
-static void write_key(FILE *f, const struct conf_key *k, bool off)
+/* `commented`: the section is an example; its required keys stay commented
+ * out too, or they would land in the section above. */
+static void write_key(FILE *f, const struct conf_key *k, bool commented)
 {
 	char type[112], names[96];
 
@@ -1522,7 +1642,7 @@ static void write_key(FILE *f, const struct conf_key *k, bool off)
 	fprintf(f, "\n");
 
 	if (k->flags & K_REQUIRED)
-		fprintf(f, "%s%s%s = %s\n", off ? "#" : "", k->o.key,
+		fprintf(f, "%s%s%s = %s\n", commented ? "#" : "", k->o.key,
 		        (k->flags & K_SECRET) ? "_file" : "", k->example ? k->example : "");
 	else
 		fprintf(f, "#%s =%s%s\n", k->o.key, k->o.default_value ? " " : "",

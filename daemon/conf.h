@@ -10,8 +10,10 @@
  *                     later against the plugin's option table
  *   [sink NAME]       a webhook receiver (one or more)
  *   [api]             the HTTP server (ops-center API, health, metrics)
+ *   [gb26875 NAME] a TCP listener for GB/T 26875.3 transmitters (UITDs)
  *   [client NAME]     an API client: its credentials and what it may do
- *   [incidents]       the incident lifecycle: reopening, ...
+ *   [incidents]       the incident lifecycle: reopening, double knock, ...
+ *   [escalation]      the three-tier grid: timers per hazard class
  *   [modbus-bus NAME] a Modbus TCP endpoint or RTU serial line (one worker
  *                     thread each)
  *   [modbus-device NAME]  a polled device on a bus; other keys in the
@@ -41,7 +43,10 @@
  *             idle_timeout, signature_tolerance, metrics_public
  *   [client NAME]  token | token_file, secret | secret_file (at least one),
  *             allow (list of read, actions, ingest, metrics)
- *   [incidents]  reopen_window
+ *   [incidents]  reopen_window, confirm_persist
+ *   [escalation]  fire, fire_elderly_alone, ebike, fire_lane, device_health
+ *             (each a list of up to 3 durations, the tiers), fire_lane_hold,
+ *             fire_lane_resolve_within
  *   [modbus-bus NAME]  type (tcp|rtu, required), host, port (tcp), device,
  *             baud, parity (none|even|odd), data_bits, stop_bits (rtu),
  *             timeout, connect_timeout, reconnect_min, reconnect_max
@@ -124,6 +129,17 @@ struct fg_conf_client {
 	char *secret;              /* Standard Webhooks "whsec_" secret (or secret_file) */
 	char **allow;              /* scopes: read, actions, ingest, metrics */
 	size_t n_allow;
+};
+
+/* [gb26875 NAME]: a TCP listener for GB/T 26875.3 transmitters (gb26875.h).
+ * Frames go to the sources whose topics match gb26875/NAME/<transmitter>. */
+struct fg_conf_gb26875 {
+	char *name;                /* from "[gb26875 NAME]" */
+	int line;
+	char *listen;              /* "ADDR:PORT" / "[V6]:PORT" (required) */
+	int64_t offline_after_ms;  /* silence before offline; default 10m, 0 = never */
+	int checksum;              /* verify frame checksums; default 1 */
+	int64_t max_connections;   /* default 64 */
 };
 
 enum fg_modbus_bus_type {
@@ -237,6 +253,21 @@ struct fg_conf {
 
 	/* [incidents] */
 	int64_t reopen_window_ms;  /* a re-alarm this soon after close reopens; default 30m */
+	int64_t confirm_persist_ms;/* a fire alarm still on after this is confirmed; default 60s */
+
+	/* [escalation]: per hazard class, the times (from the start of the
+	 * wait for a dispatch) at which levels 1, 2, 3 are reached. */
+	struct fg_conf_tiers {
+		char **list;           /* as written */
+		size_t n_list;
+		int64_t ms[3];         /* parsed, strictly increasing */
+		size_t n;
+	} esc_fire, esc_fire_elderly, esc_ebike, esc_fire_lane, esc_device_health;
+	int64_t fire_lane_hold_ms;          /* report a blocked fire lane only after; default 30m */
+	int64_t fire_lane_resolve_within_ms;/* after the report, resolve within (else overdue); 48h */
+
+	struct fg_conf_gb26875 *gb26875;
+	size_t n_gb26875;
 	struct fg_conf_modbus_bus *modbus_buses;
 	size_t n_modbus_buses;
 	struct fg_conf_modbus_device *modbus_devices;

@@ -63,7 +63,7 @@ static const char SQL_FOLD[] =
  * severity. */
 static const char SQL_FOLD_REVISE[] =
 	"UPDATE incidents SET " SQL_FOLD_SET ", severity = ?7, cleared_ms = NULL,"
-	" revision = revision + 1 WHERE id = ?1";
+	" revision = revision + (hold_until_ms IS NULL) WHERE id = ?1";
 
 static const char SQL_FIND_ACTIVE_KEY[] =
 	"SELECT id, state, kind FROM incidents"
@@ -74,15 +74,17 @@ static const char SQL_FIND_ACTIVE_DEVICE[] =
 	" WHERE device = ?1 AND state <> 'closed' AND cleared_ms IS NULL ORDER BY id";
 
 static const char SQL_CLEAR[] =
-	"UPDATE incidents SET cleared_ms = ?2, revision = revision + 1, last_event_id = ?3"
-	" WHERE id = ?1";
+	"UPDATE incidents SET cleared_ms = ?2, revision = revision + (hold_until_ms IS NULL),"
+	" last_event_id = ?3 WHERE id = ?1";
 
 static const char SQL_HISTORY[] =
 	"INSERT INTO incident_history(incident_id, at_ms, from_state, to_state, actor,"
 	" channel, note, revision)"
 	" SELECT id, ?2, ?3, state, ?4, ?5, ?6, revision FROM incidents WHERE id = ?1";
 
-/* A re-alarm soon after close reopens the incident it ends. */
+/* A re-alarm soon after close reopens the incident it ends.  (Revisions
+ * made while a report is held back are not counted: the first webhook of
+ * a held incident is revision 1.) */
 static const char SQL_FIND_CLOSED[] =
 	"SELECT id, severity FROM incidents WHERE dedup_key = ?1 AND state = 'closed' AND closed_ms >= ?2"
 	" ORDER BY closed_ms DESC LIMIT 1";
@@ -404,6 +406,8 @@ static int open_incident(struct apply *a, const char *key, int64_t *ret_id)
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, event_id);
 	r = fg_store_step_done(s);
+	if (r >= 0)
+		r = fg_incidents_on_open(a->inc, id, a->ev, a->now_ms);
 	if (r >= 0)
 		r = history(a, id, NULL, NULL);
 	if (r >= 0)

@@ -74,6 +74,48 @@ int fg_disposition_parse(const char *name, enum fg_disposition *ret)
 	return -EINVAL;
 }
 
+enum fg_hazard fg_hazard_of(fg_kind k)
+{
+	switch (k) {
+	case FG_KIND_SMOKE: case FG_KIND_HEAT: case FG_KIND_CO: case FG_KIND_RESIDUAL_CURRENT:
+		return FG_HAZARD_FIRE;
+	case FG_KIND_OVERTEMP: case FG_KIND_OVERCURRENT:
+		return FG_HAZARD_EBIKE;
+	case FG_KIND_FIRE_LANE_BLOCKED:
+		return FG_HAZARD_FIRE_LANE;
+	case FG_KIND_BATTERY_LOW: case FG_KIND_TAMPER: case FG_KIND_FAULT: case FG_KIND_OFFLINE:
+		return FG_HAZARD_DEVICE_HEALTH;
+	default:
+		return FG_HAZARD_NONE;
+	}
+}
+
+const struct fg_conf_tiers *fg_escalation_tiers(const struct fg_conf *conf, fg_kind k,
+                                                bool elderly_alone)
+{
+	if (!conf)
+		return NULL;
+	switch (fg_hazard_of(k)) {
+	case FG_HAZARD_FIRE:
+		return elderly_alone ? &conf->esc_fire_elderly : &conf->esc_fire;
+	case FG_HAZARD_EBIKE:
+		return &conf->esc_ebike;
+	case FG_HAZARD_FIRE_LANE:
+		return &conf->esc_fire_lane;
+	case FG_HAZARD_DEVICE_HEALTH:
+		return &conf->esc_device_health;
+	default:
+		return NULL;
+	}
+}
+
+int64_t fg_escalation_next(const struct fg_conf_tiers *t, int level, int64_t from_ms)
+{
+	if (!t || level < 0 || (size_t)level >= t->n)
+		return 0;
+	return from_ms + t->ms[level] - (level ? t->ms[level - 1] : 0);
+}
+
 const char *fg_escalation_tier(int level)
 {
 	static const char *const tiers[] = { "small_grid", "medium_grid", "large_grid",
@@ -311,6 +353,26 @@ static const char SQL_ACT[] =
 static const char SQL_OVERDUE[] =
 	"UPDATE incidents SET overdue = 1, revision = revision + 1 WHERE id = ?1";
 
+static const char SQL_FLAGS[] =
+	"SELECT flags FROM devices WHERE id = ?1 AND registered = 1";
+static const char SQL_ON_OPEN[] =
+	"UPDATE incidents SET confirmed = ?2, confirm_due_ms = ?3, hold_until_ms = ?4 WHERE id = ?1";
+static const char SQL_ESC_DUE[] = "UPDATE incidents SET esc_due_ms = ?2 WHERE id = ?1";
+static const char SQL_ESCALATE[] =
+	"UPDATE incidents SET esc_level = esc_level + 1, esc_due_ms = ?2, overdue = 1,"
+	" revision = revision + 1 WHERE id = ?1";
+static const char SQL_CONFIRM[] =
+	"UPDATE incidents SET confirmed = 1, confirm_due_ms = NULL, revision = revision + 1"
+	" WHERE id = ?1";
+static const char SQL_CONFIRM_LAPSED[] =
+	"UPDATE incidents SET confirm_due_ms = NULL WHERE id = ?1";
+static const char SQL_RELEASE_HOLD[] =
+	"UPDATE incidents SET hold_until_ms = NULL, deadline_ms = coalesce(deadline_ms, ?2)"
+	" WHERE id = ?1";
+static const char SQL_DROP_HELD[] =
+	"UPDATE incidents SET hold_until_ms = NULL, state = 'closed', closed_ms = ?2,"
+	" confirm_due_ms = NULL, esc_due_ms = NULL WHERE id = ?1";
+
 static const char SQL_DUE_REFRESH[] =
 	"UPDATE incidents SET next_due_ms = (SELECT min(v) FROM ("
 	" SELECT esc_due_ms AS v UNION ALL SELECT confirm_due_ms UNION ALL SELECT hold_until_ms"
@@ -492,9 +554,92 @@ static int due_refresh(fg_store *st, int64_t id)
 	return fg_store_step_done(s);
 }
 
+static int exec_id(fg_store *st, const char *sql, int64_t id, int64_t v, bool v_null)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, sql);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	if (v_null)
+		sqlite3_bind_null(s, 2);
+	else
+		sqlite3_bind_int64(s, 2, v);
+	return fg_store_step_done(s);
+}
+
+/* Does the registry give the device this household flag? */
+static bool device_flag(fg_store *st, const char *device, const char *flag)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_FLAGS);
+	if (!s)
+		return false;
+	fg_store_bind_text(s, 1, device);
+	bool found = false;
+	if (fg_store_step_row(s) > 0) {
+		const char *flags = (const char *)sqlite3_column_text(s, 0);
+		size_t n = strlen(flag);
+		for (const char *p = flags; p && *p; p += strcspn(p, " ")) {
+			p += strspn(p, " ");
+			if (strncmp(p, flag, n) == 0 && (p[n] == ' ' || p[n] == '\0'))
+				found = true;
+		}
+		sqlite3_reset(s);
+	}
+	return found;
+}
+
+/* A manual call point or panic button: {"manual": true} or {"trigger":
+ * "manual" | "panic"} in the event's attrs. */
+static bool manual_trigger(const struct fg_ev *ev)
+{
+	json_t *attrs = ev->attrs_json ? json_loads(ev->attrs_json, 0, NULL) : NULL;
+	const char *trigger = json_string_value(json_object_get(attrs, "trigger"));
+	bool manual = json_is_true(json_object_get(attrs, "manual")) ||
+	              (trigger && (strcmp(trigger, "manual") == 0 || strcmp(trigger, "panic") == 0));
+	json_decref(attrs);
+	return manual;
+}
+
 int fg_incidents_reschedule(fg_incidents *inc, int64_t id, int64_t now_ms)
 {
-	return due_refresh(fg_incidents_store(inc), id);
+	fg_store *st = fg_incidents_store(inc);
+	const struct fg_conf *conf = fg_incidents_conf(inc);
+	struct fg_incident row;
+	int r = fg_incident_get(st, id, &row);
+	if (r < 0)
+		return r;
+	int64_t due = row.esc_due_ms;
+	if (!fg_state_escalates(row.state) || row.hold_until_ms)
+		due = 0;
+	else if (!due && conf)
+		due = fg_escalation_next(fg_escalation_tiers(conf, row.kind,
+		                                             device_flag(st, row.device, "elderly_alone")),
+		                         row.esc_level, now_ms);
+	if (due != row.esc_due_ms)
+		r = exec_id(st, SQL_ESC_DUE, id, due, due == 0);
+	fg_incident_clear(&row);
+	return r < 0 ? r : due_refresh(st, id);
+}
+
+int fg_incidents_on_open(fg_incidents *inc, int64_t id, const struct fg_ev *ev, int64_t now_ms)
+{
+	const struct fg_conf *conf = fg_incidents_conf(inc);
+	fg_store *st = fg_incidents_store(inc);
+	if (!conf)
+		return 0;
+	bool unconfirmed = fg_kind_is_fire(ev->kind) && !manual_trigger(ev) &&
+	                   !device_flag(st, ev->device, "elderly_alone");
+	int64_t hold = ev->kind == FG_KIND_FIRE_LANE_BLOCKED && conf->fire_lane_hold_ms > 0
+	               ? now_ms + conf->fire_lane_hold_ms : 0;
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_ON_OPEN);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int(s, 2, !unconfirmed);
+	bind_opt_ms(s, 3, unconfirmed ? now_ms + conf->confirm_persist_ms : 0);
+	bind_opt_ms(s, 4, hold);
+	int r = fg_store_step_done(s);
+	return r < 0 ? r : fg_incidents_reschedule(inc, id, now_ms);
 }
 
 /* A revision made by the clock: history (actor "firegrid", channel
@@ -512,6 +657,64 @@ struct due {
 	int64_t id, now_ms;
 };
 
+/* A held report (a blocked fire lane) is due: send it, or drop it when
+ * the condition already ended.  1 when it was sent, 0 when dropped. */
+static int release_hold(struct due *x, const struct fg_incident *row)
+{
+	fg_store *st = fg_incidents_store(x->inc);
+	const struct fg_conf *conf = fg_incidents_conf(x->inc);
+	char note[96];
+	int r;
+	if (row->cleared_ms) {
+		snprintf(note, sizeof(note), "ended before it was reported: not sent");
+		r = exec_id(st, SQL_DROP_HELD, x->id, x->now_ms, false);
+		if (r >= 0)
+			r = fg_incident_history_add(st, x->id, x->now_ms, row->state, "firegrid", "timer",
+			                            note);
+		return r < 0 ? r : 0;
+	}
+	int64_t within = row->kind == FG_KIND_FIRE_LANE_BLOCKED && conf
+	                 ? conf->fire_lane_resolve_within_ms : 0;
+	r = exec_id(st, SQL_RELEASE_HOLD, x->id, x->now_ms + within, within == 0);
+	if (r >= 0)
+		r = fg_incidents_reschedule(x->inc, x->id, x->now_ms);
+	if (r >= 0)
+		r = timer_revision(x->inc, x->id, row->state, "opened", "still on after the hold: reported",
+		                   x->now_ms);
+	return r < 0 ? r : 1;
+}
+
+/* The persistence check of an unconfirmed fire alarm. */
+static int check_persist(struct due *x, const struct fg_incident *row)
+{
+	fg_store *st = fg_incidents_store(x->inc);
+	if (row->cleared_ms)
+		return exec_id(st, SQL_CONFIRM_LAPSED, x->id, 0, true);
+	int r = exec_id(st, SQL_CONFIRM, x->id, 0, true);
+	if (r >= 0)
+		r = timer_revision(x->inc, x->id, row->state, "confirmed",
+		                   "alarm persisted: confirmed", x->now_ms);
+	return r < 0 ? r : 1;
+}
+
+static int escalate(struct due *x, const struct fg_incident *row)
+{
+	fg_store *st = fg_incidents_store(x->inc);
+	const struct fg_conf_tiers *t = fg_escalation_tiers(fg_incidents_conf(x->inc), row->kind,
+	                                                    device_flag(st, row->device, "elderly_alone"));
+	int level = row->esc_level + 1;
+	int64_t next = fg_escalation_next(t, level, row->esc_due_ms);
+	char note[128], waited[32] = "?";
+	if (t && level <= (int)t->n)
+		snprintf(waited, sizeof(waited), "%llds", (long long)(t->ms[level - 1] / 1000));
+	snprintf(note, sizeof(note), "level %d (%s): not dispatched within %s", level,
+	         fg_escalation_tier(level) ? fg_escalation_tier(level) : "?", waited);
+	int r = exec_id(st, SQL_ESCALATE, x->id, next, next == 0);
+	if (r >= 0)
+		r = timer_revision(x->inc, x->id, row->state, "escalated", note, x->now_ms);
+	return r < 0 ? r : 1;
+}
+
 static int due_body(void *ctx)
 {
 	struct due *x = ctx;
@@ -520,7 +723,31 @@ static int due_body(void *ctx)
 	int r = fg_incident_get(st, x->id, &row), n = 0;
 	if (r < 0)
 		return r;
-	if (row.deadline_ms && !row.overdue && fg_state_live(row.state) &&
+	if (row.hold_until_ms && row.hold_until_ms <= x->now_ms) {
+		r = release_hold(x, &row);
+		n += r > 0;
+		fg_incident_clear(&row);
+		/* Whatever follows (escalation, deadlines) starts from now. */
+		if (r >= 0)
+			r = due_refresh(st, x->id);
+		return r < 0 ? r : n;
+	}
+	if (r >= 0 && !row.confirmed && row.confirm_due_ms && row.confirm_due_ms <= x->now_ms &&
+	    !row.hold_until_ms) {
+		/* Once resolved or closed, confirmation is moot. */
+		if (fg_state_live(row.state))
+			r = check_persist(x, &row);
+		else
+			r = exec_id(st, SQL_CONFIRM_LAPSED, x->id, 0, true);
+		n += r > 0;
+	}
+	if (r >= 0 && row.esc_due_ms && row.esc_due_ms <= x->now_ms &&
+	    fg_state_escalates(row.state) && !row.hold_until_ms) {
+		r = escalate(x, &row);
+		n += r > 0;
+		row.overdue = 1;     /* an escalation is overdue already */
+	}
+	if (r >= 0 && row.deadline_ms && !row.overdue && fg_state_live(row.state) &&
 	    row.deadline_ms <= x->now_ms) {
 		char note[64], t[32];
 		snprintf(note, sizeof(note), "deadline %s passed",

@@ -86,6 +86,28 @@ const char *fg_action_change(enum fg_action a);
 int fg_lifecycle_next(const char *state, enum fg_action action, enum fg_disposition disposition,
                       const char **ret_state, const char **ret_why);
 
+/* Hazard classes: each has its own escalation policy ([escalation]). */
+enum fg_hazard {
+	FG_HAZARD_NONE = 0,
+	FG_HAZARD_FIRE,            /* smoke, heat, co, residual_current */
+	FG_HAZARD_EBIKE,           /* overtemp, overcurrent */
+	FG_HAZARD_FIRE_LANE,       /* fire_lane_blocked */
+	FG_HAZARD_DEVICE_HEALTH,   /* battery_low, tamper, fault, offline */
+};
+enum fg_hazard fg_hazard_of(fg_kind k);
+
+/* The tier times for an incident of kind k (elderly_alone: the household
+ * flag of its device); NULL when conf is NULL or the class has none. */
+const struct fg_conf_tiers *fg_escalation_tiers(const struct fg_conf *conf, fg_kind k,
+                                                bool elderly_alone);
+/*
+ * When the incident at `level` reaches level + 1, waiting since from_ms at
+ * that level: from_ms + (tiers[level] - tiers[level - 1]) (tiers[-1] = 0),
+ * so that from the start of the wait level n is reached at tiers[n - 1].
+ * 0 when there is no further level.
+ */
+int64_t fg_escalation_next(const struct fg_conf_tiers *t, int level, int64_t from_ms);
+
 /* The grid tier of an escalation level: "small_grid" (0), "medium_grid",
  * "large_grid", "fire_brigade" (3); NULL out of range. */
 const char *fg_escalation_tier(int level);
@@ -148,12 +170,24 @@ int fg_action_record(fg_store *st, const char *action_id, const char *client,
                      const char *response, int64_t now_ms);
 
 /*
- * Deadlines: do whatever is due for incident `id` at now_ms (the center's
- * deadline -> overdue, ...), then recompute its next_due_ms.  Each change is
+ * Deadlines: do whatever is due for incident `id` at now_ms, in this order:
+ * release a held report (or close it silently when the condition ended
+ * meanwhile), confirm a fire alarm that persisted, escalate one level
+ * (overdue), mark it overdue when the center's deadline passed; then
+ * recompute its next_due_ms.  Each change is
  * its own revision.  Inside the group transaction.  Returns the number of
  * revisions made, or -errno.
  */
 int fg_incidents_run_due(fg_incidents *inc, int64_t id, int64_t now_ms);
+
+/*
+ * A new incident (inside the group transaction, before its first revision
+ * is published): a fire-class alarm starts unconfirmed (unless a manual
+ * trigger or an elderly_alone household), with its persistence check due
+ * after confirm_persist; a blocked fire lane is held back for
+ * fire_lane_hold; escalation starts.  Nothing without a conf.
+ */
+int fg_incidents_on_open(fg_incidents *inc, int64_t id, const struct fg_ev *ev, int64_t now_ms);
 
 /* After a change of state or a new incident: start, stop or restart
  * escalation as the state needs, then recompute next_due_ms (the earliest

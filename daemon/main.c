@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 #include "api.h"
+#include "gb26875.h"
 #include "conf.h"
 #include "escalate.h"
 #include "fg_config.h"
@@ -58,6 +59,7 @@ struct daemon {
 	fg_webhook *wh;
 	fg_mqtt *mqtt;
 	fg_http *http;               /* NULL when [api] enabled = false */
+	fg_gb26875 *gb26875;         /* GB/T 26875.3 listeners; NULL without any */
 	fg_api *api;
 	fg_escalate *esc;            /* the deadline timer */
 	fg_modbus *modbus;
@@ -184,8 +186,22 @@ static int start_api(struct daemon *d)
 	return r;
 }
 
+/* GB/T 26875.3 listeners ([gb26875 NAME]); frames go the way of MQTT
+ * messages.  The module logs which listener failed. */
+static int start_gb26875(struct daemon *d)
+{
+	return fg_gb26875_new(&d->loop, d->conf, d->st, on_msg, d, &d->gb26875);
+}
+
+static void stop_gb26875(struct daemon *d)
+{
+	fg_gb26875_close(d->gb26875, NULL, NULL);    /* NULL-safe; frees itself */
+	d->gb26875 = NULL;
+}
+
 static void close_handles(struct daemon *d)
 {
+	stop_gb26875(d);
 	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
 	fg_escalate_close(d->esc, NULL, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -259,6 +275,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	notify("STOPPING=1");
 	fg_info("main", "stopping signal=%s", strsignal(signum));
 	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
+	stop_gb26875(d);
 	fg_modbus_close(d->modbus, NULL, NULL);   /* workers exit; their handles close */
 	if (d->restarting)
 		return;         /* mqtt_closed_cb sees d->stopping */
@@ -301,6 +318,7 @@ static void reload_cb(uv_signal_t *h, int signum)
 	fg_ingest_free(d->ing);
 	d->ing = ning;
 	fg_log_set_level(nc->log_level);
+	bool gb_same = fg_gb26875_conf_equal(d->conf, nc);
 	r = fg_webhook_set_conf(d->wh, nc);
 	if (r < 0)
 		fg_err("main", "webhook sinks not reloaded err=\"%s\"", fg_strerror(r));
@@ -319,6 +337,13 @@ static void reload_cb(uv_signal_t *h, int signum)
 	d->modbus = nmodbus;
 	d->modbus_restarting = true;
 	fg_modbus_close(d->old_modbus, modbus_reloaded_cb, d);
+	if (!gb_same) {
+		/* The new listeners rebuild their supervision from the store. */
+		stop_gb26875(d);
+		if (start_gb26875(d) < 0)
+			fg_err("main", "GB/T 26875 listeners not running after the reload; fix the "
+			       "config and reload again");
+	}
 	stop_mqtt(d);        /* mqtt_closed_cb starts it again with nc */
 	notify("READY=1");
 }
@@ -483,6 +508,8 @@ int main(int argc, char **argv)
 			r = start_api(&d);
 		if (r == 0)
 			r = start_mqtt(&d);
+		if (r == 0)
+			r = start_gb26875(&d);
 		if (r == 0)
 			r = fg_modbus_start(d.modbus);
 	}

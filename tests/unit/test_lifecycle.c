@@ -16,8 +16,16 @@ static fg_store *st;
 static fg_outbox *ob;
 static fg_incidents *incs;
 static struct fg_conf_sink sink = { .name = "ops", .min_severity = FG_SEV_INFO };
-static struct fg_conf conf = { .gateway_id = "gw1", .sinks = &sink, .n_sinks = 1,
-                               .reopen_window_ms = 1800000 };
+static struct fg_conf conf = {
+	.gateway_id = "gw1", .sinks = &sink, .n_sinks = 1,
+	.reopen_window_ms = 1800000, .confirm_persist_ms = 60000,
+	.esc_fire = { .ms = { 60000, 180000, 300000 }, .n = 3 },
+	.esc_fire_elderly = { .ms = { 30000, 90000, 150000 }, .n = 3 },
+	.esc_ebike = { .ms = { 900000, 1800000, 2700000 }, .n = 3 },
+	.esc_fire_lane = { .ms = { 86400000, 172800000 }, .n = 2 },
+	.esc_device_health = { .ms = { 86400000, 172800000, 259200000 }, .n = 3 },
+	.fire_lane_hold_ms = 1800000, .fire_lane_resolve_within_ms = 172800000,
+};
 
 static int64_t q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int64_t q(const char *fmt, ...)
@@ -277,12 +285,15 @@ static void test_deadline(void)
 	struct fg_act_result res;
 	int64_t id = open_alarm("dev-d", FG_KIND_HEAT, 10000);
 	CHECK(act(id, FG_ACTION_DISPATCH, "st-1", 0, 20000, 11000, &res) == 0);
+	/* The deadline comes before the persistence check (70000); the
+	 * dispatch stopped escalation. */
 	CHECK(q("SELECT next_due_ms FROM incidents WHERE id = %lld", (long long)id) == 20000);
+	CHECK(q("SELECT esc_due_ms IS NULL FROM incidents WHERE id = %lld", (long long)id) == 1);
 	/* Too early: nothing, still due at 20000. */
 	CHECK(fg_incidents_run_due(incs, id, 19999) == 0);
 	CHECK(q("SELECT overdue FROM incidents WHERE id = %lld", (long long)id) == 0);
 	CHECK(fg_incidents_run_due(incs, id, 20001) == 1);
-	CHECK(q("SELECT overdue = 1 AND next_due_ms IS NULL FROM incidents WHERE id = %lld",
+	CHECK(q("SELECT overdue = 1 AND next_due_ms = 70000 FROM incidents WHERE id = %lld",
 	        (long long)id) == 1);
 	CHECK(webhooks(id, "overdue") == 1);
 	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld AND channel = 'timer'"
@@ -295,9 +306,132 @@ static void test_deadline(void)
 	int64_t id2 = open_alarm("dev-e", FG_KIND_HEAT, 10000);
 	CHECK(act(id2, FG_ACTION_DISPATCH, "st-1", 0, 20000, 11000, &res) == 0);
 	CHECK(act(id2, FG_ACTION_RESOLVE, NULL, 0, 0, 12000, &res) == 0);
-	CHECK(q("SELECT next_due_ms IS NULL FROM incidents WHERE id = %lld", (long long)id2) == 1);
+	CHECK(q("SELECT next_due_ms FROM incidents WHERE id = %lld", (long long)id2) == 70000);
 	CHECK(fg_incidents_run_due(incs, id2, 20001) == 0);
 	CHECK(webhooks(id2, "overdue") == 0);
+	/* ... nor confirmed after it was resolved. */
+	CHECK(fg_incidents_run_due(incs, id2, 70001) == 0);
+	CHECK(q("SELECT next_due_ms IS NULL AND confirmed = 0 FROM incidents WHERE id = %lld",
+	        (long long)id2) == 1);
+	CHECK(webhooks(id2, "confirmed") == 0);
+}
+
+/* ---- escalation ------------------------------------------------------------ */
+
+static void test_escalation_math(void)
+{
+	const struct fg_conf_tiers *t = fg_escalation_tiers(&conf, FG_KIND_SMOKE, false);
+	CHECK(t == &conf.esc_fire);
+	CHECK(fg_escalation_next(t, 0, 1000) == 61000);
+	CHECK(fg_escalation_next(t, 1, 61000) == 181000);
+	CHECK(fg_escalation_next(t, 2, 181000) == 301000);
+	CHECK(fg_escalation_next(t, 3, 301000) == 0);
+	CHECK(fg_escalation_next(t, -1, 0) == 0 && fg_escalation_next(NULL, 0, 5) == 0);
+	/* Resuming at level 1 (after a return) waits for the gap to level 2. */
+	CHECK(fg_escalation_next(t, 1, 500000) == 620000);
+	/* Elderly living alone: half the fire timers. */
+	t = fg_escalation_tiers(&conf, FG_KIND_HEAT, true);
+	CHECK(t == &conf.esc_fire_elderly && fg_escalation_next(t, 0, 0) == 30000);
+	CHECK(fg_escalation_tiers(&conf, FG_KIND_OVERCURRENT, true) == &conf.esc_ebike);
+	CHECK(fg_escalation_next(&conf.esc_ebike, 2, 0) == 900000);
+	CHECK(fg_escalation_tiers(&conf, FG_KIND_OFFLINE, false) == &conf.esc_device_health);
+	CHECK(fg_escalation_tiers(&conf, FG_KIND_FIRE_LANE_BLOCKED, false) == &conf.esc_fire_lane);
+	CHECK(fg_escalation_next(&conf.esc_fire_lane, 2, 0) == 0);
+	CHECK(fg_escalation_tiers(&conf, FG_KIND_TEST, false) == NULL);
+	CHECK(fg_escalation_tiers(NULL, FG_KIND_SMOKE, false) == NULL);
+	CHECK(fg_hazard_of(FG_KIND_RESIDUAL_CURRENT) == FG_HAZARD_FIRE);
+	CHECK(fg_hazard_of(FG_KIND_OVERTEMP) == FG_HAZARD_EBIKE);
+	CHECK(fg_hazard_of(FG_KIND_TAMPER) == FG_HAZARD_DEVICE_HEALTH);
+	CHECK(fg_hazard_of(FG_KIND_CLEAR) == FG_HAZARD_NONE);
+}
+
+static int64_t col(int64_t id, const char *expr)
+{
+	return q("SELECT %s FROM incidents WHERE id = %lld", expr, (long long)id);
+}
+
+static void test_escalation_store(void)
+{
+	struct fg_act_result res;
+	int64_t t0 = 100000000;
+	int64_t id = open_alarm("esc-1", FG_KIND_SMOKE, t0);
+	CHECK(col(id, "esc_level") == 0 && col(id, "esc_due_ms") == t0 + 60000);
+	CHECK(col(id, "confirmed") == 0 && col(id, "confirm_due_ms") == t0 + 60000);
+	CHECK(col(id, "next_due_ms") == t0 + 60000);
+	/* 60 s later: the alarm persisted (confirmed) and nobody dispatched
+	 * (level 1): two revisions. */
+	CHECK(fg_incidents_run_due(incs, id, t0 + 60000) == 2);
+	CHECK(col(id, "confirmed") == 1 && col(id, "esc_level") == 1 && col(id, "overdue") == 1);
+	CHECK(col(id, "esc_due_ms") == t0 + 180000 && col(id, "revision") == 3);
+	CHECK(webhooks(id, "confirmed") == 1 && webhooks(id, "escalated") == 1);
+	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld AND note ="
+	        " 'level 1 (medium_grid): not dispatched within 60s'", (long long)id) == 1);
+	/* Dispatch stops it; return resumes from now at level 1. */
+	CHECK(act(id, FG_ACTION_DISPATCH, "st", 0, 0, t0 + 70000, &res) == 0);
+	CHECK(col(id, "esc_due_ms IS NULL") == 1 && col(id, "next_due_ms IS NULL") == 1);
+	CHECK(act(id, FG_ACTION_RETURN, NULL, 0, 0, t0 + 100000, &res) == 0);
+	CHECK(col(id, "esc_due_ms") == t0 + 100000 + 120000);
+	/* Far later (firegridd was down): each run climbs one level, each a
+	 * revision, until the last. */
+	int64_t late = t0 + 3600000;
+	CHECK(fg_incidents_run_due(incs, id, late) == 1 && col(id, "esc_level") == 2);
+	CHECK(col(id, "esc_due_ms") == t0 + 220000 + 120000);
+	CHECK(fg_incidents_run_due(incs, id, late) == 1 && col(id, "esc_level") == 3);
+	CHECK(col(id, "esc_due_ms IS NULL") == 1 && col(id, "next_due_ms IS NULL") == 1);
+	CHECK(fg_incidents_run_due(incs, id, late) == 0);
+	CHECK(webhooks(id, "escalated") == 3);
+	/* A reopen starts over at level 0. */
+	CHECK(act(id, FG_ACTION_CLOSE, NULL, FG_DISP_TEST, 0, late + 1, &res) == 0);
+	CHECK(act(id, FG_ACTION_REOPEN, NULL, 0, 0, late + 2, &res) == 0);
+	CHECK(col(id, "esc_level") == 0 && col(id, "esc_due_ms") == late + 2 + 60000);
+	CHECK(col(id, "overdue") == 0);
+
+	/* Cleared before 60 s: stays unconfirmed. */
+	int64_t c = open_alarm("esc-2", FG_KIND_SMOKE, t0);
+	struct fg_ev clr = test_ev("esc-2", FG_KIND_CLEAR, FG_SEV_INFO, t0 + 5000);
+	clr.clears = FG_KIND_SMOKE;
+	int64_t cid;
+	CHECK(fg_incidents_apply(incs, &clr, &cid) == FG_APPLY_CLEARED);
+	CHECK(fg_incidents_run_due(incs, c, t0 + 60000) == 1);      /* escalated only */
+	CHECK(col(c, "confirmed") == 0 && col(c, "confirm_due_ms IS NULL") == 1);
+	CHECK(webhooks(c, "confirmed") == 0);
+
+	/* A manual call point is confirmed at once. */
+	struct fg_ev man = test_ev("mcp-1", FG_KIND_SMOKE, FG_SEV_CRITICAL, t0);
+	man.attrs_json = "{\"trigger\":\"manual\"}";
+	int64_t m = -1;
+	CHECK(fg_incidents_apply(incs, &man, &m) == FG_APPLY_OPENED);
+	CHECK(col(m, "confirmed") == 1 && col(m, "confirm_due_ms IS NULL") == 1);
+	/* Device health escalates on its own day-long tiers. */
+	int64_t b = open_alarm("esc-b", FG_KIND_BATTERY_LOW, t0);
+	CHECK(col(b, "confirmed") == 1 && col(b, "esc_due_ms") == t0 + 86400000);
+}
+
+static void test_fire_lane_hold(void)
+{
+	int64_t t0 = 200000000, id = -1, id2 = -1, cid;
+	struct fg_ev ev = test_ev("cam-1", FG_KIND_FIRE_LANE_BLOCKED, FG_SEV_MAJOR, t0);
+	CHECK(fg_incidents_apply(incs, &ev, &id) == FG_APPLY_OPENED);
+	CHECK(col(id, "hold_until_ms") == t0 + 1800000 && col(id, "esc_due_ms IS NULL") == 1);
+	CHECK(q("SELECT count(*) FROM outbox WHERE incident_id = %lld", (long long)id) == 0);
+	/* Cleared within the hold: never reported, closed quietly. */
+	struct fg_ev clr = test_ev("cam-1", FG_KIND_FIRE_LANE_CLEARED, FG_SEV_INFO, t0 + 600000);
+	CHECK(fg_incidents_apply(incs, &clr, &cid) == FG_APPLY_CLEARED);
+	CHECK(col(id, "revision") == 1);
+	CHECK(fg_incidents_run_due(incs, id, t0 + 1800000) == 0);
+	CHECK(col(id, "state = 'closed' AND hold_until_ms IS NULL") == 1);
+	CHECK(q("SELECT count(*) FROM outbox WHERE incident_id = %lld", (long long)id) == 0);
+
+	/* Still blocked after 30 min: reported as revision 1, with the 48 h
+	 * deadline and the first tier 24 h on. */
+	ev = test_ev("cam-2", FG_KIND_FIRE_LANE_BLOCKED, FG_SEV_MAJOR, t0);
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_OPENED);
+	int64_t rel = t0 + 1800000;
+	CHECK(fg_incidents_run_due(incs, id2, rel) == 1);
+	CHECK(q("SELECT count(*) FROM outbox WHERE incident_id = %lld AND revision = 1 AND type ="
+	        " 'org.firegrid.incident.opened'", (long long)id2) == 1);
+	CHECK(col(id2, "deadline_ms") == rel + 172800000 && col(id2, "esc_due_ms") == rel + 86400000);
+	CHECK(col(id2, "next_due_ms") == rel + 86400000);
 }
 
 static void test_action_records(void)
@@ -330,6 +464,9 @@ int main(void)
 	test_loop();
 	test_device_health();
 	test_deadline();
+	test_escalation_math();
+	test_escalation_store();
+	test_fire_lane_hold();
 	test_action_records();
 	CHECK(fg_store_commit(st) == 0);
 	fg_incidents_free(incs);
