@@ -68,6 +68,7 @@ struct daemon {
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
+	uv_timer_t lazy_commit;
 	uv_timer_t housekeeping;
 	uv_timer_t watchdog;
 	unsigned ticks;
@@ -95,15 +96,35 @@ static void on_delivered(void *data, const struct fg_outbox_row *row, long statu
 		        (long long)row->incident_id, fg_strerror(r));
 }
 
-/* Group commit for everything that is not MQTT (webhook outcomes, state
- * written by timers): once per loop iteration, after the poll phase. */
+static void commit_now(struct daemon *d)
+{
+	int r = fg_store_commit(d->st);
+	if (r < 0)
+		fg_err("store", "commit failed err=\"%s\"", fg_strerror(r));
+}
+
+static void lazy_commit_cb(uv_timer_t *t)
+{
+	commit_now(t->data);
+}
+
+/* Group commit for everything that is not MQTT (its batches commit before
+ * their PUBACKs): after the poll phase of each loop iteration.  New outbox
+ * rows commit at once; a transaction holding only delivery outcomes and
+ * counters waits up to FG_STORE_LAZY_COMMIT_MS to share one fsync with
+ * what comes next (see store.h). */
 static void commit_check_cb(uv_check_t *h)
 {
 	struct daemon *d = h->data;
-	if (fg_store_in_txn(d->st)) {
-		int r = fg_store_commit(d->st);
-		if (r < 0)
-			fg_err("store", "commit failed err=\"%s\"", fg_strerror(r));
+	if (!fg_store_in_txn(d->st))
+		return;
+	int64_t age = fg_store_txn_age_ms(d->st);
+	if (fg_store_txn_urgent(d->st) || age >= FG_STORE_LAZY_COMMIT_MS || d->stopping) {
+		uv_timer_stop(&d->lazy_commit);
+		commit_now(d);
+	} else if (!uv_is_active((uv_handle_t *)&d->lazy_commit)) {
+		uv_timer_start(&d->lazy_commit, lazy_commit_cb,
+		               (uint64_t)(FG_STORE_LAZY_COMMIT_MS - age), 0);
 	}
 }
 
@@ -208,6 +229,7 @@ static void close_handles(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
 	uv_close((uv_handle_t *)&d->commit_check, NULL);
+	uv_close((uv_handle_t *)&d->lazy_commit, NULL);
 	uv_close((uv_handle_t *)&d->housekeeping, NULL);
 	uv_close((uv_handle_t *)&d->watchdog, NULL);
 }
@@ -484,6 +506,8 @@ int main(int argc, char **argv)
 	uv_check_init(&d.loop, &d.commit_check);
 	d.commit_check.data = &d;
 	uv_check_start(&d.commit_check, commit_check_cb);
+	uv_timer_init(&d.loop, &d.lazy_commit);
+	d.lazy_commit.data = &d;
 	uv_timer_init(&d.loop, &d.housekeeping);
 	d.housekeeping.data = &d;
 	uv_timer_start(&d.housekeeping, housekeeping_cb, HOUSEKEEPING_MS, HOUSEKEEPING_MS);

@@ -122,6 +122,8 @@ int fg_outbox_enqueue(fg_outbox *ob, const struct fg_incident *inc,
 			n++;
 	}
 	free(body);
+	if (n > 0)
+		fg_store_mark_urgent(ob->st);   /* to be delivered: commit promptly */
 	return r < 0 ? r : n;
 }
 

@@ -32,6 +32,8 @@ struct fg_store {
 	sqlite3 *db;
 	bool readonly;
 	bool in_txn;
+	bool urgent;               /* see fg_store_mark_urgent() */
+	int64_t began_mono_ms;
 	int schema_version;
 	int64_t changes_at_begin;  /* sqlite3_total_changes64 when the txn began */
 	int commit_error;          /* -errno of the last commit, 0 when it worked */
@@ -393,6 +395,22 @@ bool fg_store_in_txn(fg_store *st)
 	return st->in_txn;
 }
 
+void fg_store_mark_urgent(fg_store *st)
+{
+	if (st->in_txn)
+		st->urgent = true;
+}
+
+bool fg_store_txn_urgent(fg_store *st)
+{
+	return st->in_txn && st->urgent;
+}
+
+int64_t fg_store_txn_age_ms(fg_store *st)
+{
+	return st->in_txn ? fg_mono_ms() - st->began_mono_ms : 0;
+}
+
 int fg_store_begin(fg_store *st)
 {
 	if (st->in_txn)
@@ -405,6 +423,8 @@ int fg_store_begin(fg_store *st)
 	if (r < 0)
 		return r;
 	st->in_txn = true;
+	st->urgent = false;
+	st->began_mono_ms = fg_mono_ms();
 	st->changes_at_begin = sqlite3_total_changes64(st->db);
 	return 0;
 }
@@ -426,6 +446,7 @@ int fg_store_commit(fg_store *st)
 	bool wrote = sqlite3_total_changes64(st->db) != st->changes_at_begin;
 	int r = exec(st, "COMMIT");
 	st->in_txn = false;
+	st->urgent = false;
 	st->commit_error = r < 0 ? r : 0;
 	if (r < 0) {
 		/* After a failed COMMIT SQLite may or may not have rolled back
@@ -454,6 +475,7 @@ int fg_store_rollback(fg_store *st)
 		return 0;
 	reset_busy_stmts(st);
 	st->in_txn = false;
+	st->urgent = false;
 	return exec(st, "ROLLBACK");
 }
 

@@ -105,6 +105,21 @@ int fg_store_begin(fg_store *st);
  * caller must treat the batch as not stored). */
 int fg_store_commit(fg_store *st);
 bool fg_store_in_txn(fg_store *st);
+/*
+ * Urgency of the open transaction.  Writes that something downstream will
+ * act on once committed (new outbox rows) mark it urgent: it is committed at
+ * the end of the loop iteration, and the webhook module commits before it
+ * reads the outbox.  Other writes (delivery outcomes, "reported", counters)
+ * may wait up to FG_STORE_LAZY_COMMIT_MS for company: losing them in a crash
+ * only means a webhook is delivered again under the same webhook-id.
+ * Writers that must be durable before they answer someone (MQTT PUBACKs,
+ * API replies) commit explicitly whatever the urgency.
+ */
+#define FG_STORE_LAZY_COMMIT_MS 20
+void fg_store_mark_urgent(fg_store *st);
+bool fg_store_txn_urgent(fg_store *st);
+/* Monotonic ms since the open transaction began (0 when none is open). */
+int64_t fg_store_txn_age_ms(fg_store *st);
 /* Abandon the open transaction, if any (no hooks run). */
 int fg_store_rollback(fg_store *st);
 /* Is the store usable?  0, or the -errno of the last failed commit (until

@@ -599,8 +599,10 @@ static void scan(struct fg_webhook *wh)
 {
 	if (wh->closing)
 		return;
-	/* Only committed rows may go out (see webhook.h). */
-	if (fg_store_in_txn(wh->st)) {
+	/* Only committed rows may go out (see webhook.h).  A transaction that
+	 * added none (only outcomes of earlier deliveries) may stay open: the
+	 * rows this scan sees were all committed before it began. */
+	if (fg_store_txn_urgent(wh->st)) {
 		int r = fg_store_commit(wh->st);
 		if (r < 0) {
 			fg_log_rl(&wh->rl, FG_LOG_ERR, MOD, "commit before delivery failed err=\"%s\"",
