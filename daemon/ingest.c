@@ -79,6 +79,40 @@ static bool topic_matches(const struct fg_conf_source *src, const char *topic)
 	return false;
 }
 
+/* Count and log the outcome of one decode (a message or a wake-up). */
+static void decoded(const struct fg_conf_source *src, const char *topic, size_t len, int r,
+                    const char *reason, unsigned rejected)
+{
+	if (rejected)
+		fg_metrics_add("firegrid_events_rejected_total", "source", src->name, rejected);
+	if (r < 0) {
+		char why[256];
+		/* key="value" logs: keep the plugin's quotes from ending the value */
+		snprintf(why, sizeof(why), "%s", reason ? reason : "");
+		for (char *q = why; *q; q++)
+			if (*q == '"')
+				*q = '\'';
+		fg_metrics_inc("firegrid_decode_errors_total", "source", src->name);
+		fg_log_rl(&decode_rl, FG_LOG_WARN, "ingest",
+		          "cannot decode source=%s plugin=%s topic=%s bytes=%zu err=\"%s\" reason=\"%s\"",
+		          src->name, src->plugin, topic, len, fg_strerror(r), why);
+	}
+}
+
+static int decode_one(fg_ingest *ing, fg_source_inst *si, const struct fg_msg *msg,
+                      const char **reason)
+{
+	const struct fg_conf_source *src = fg_source_inst_conf(si);
+	struct fg_msg m = *msg;
+	m.source = src->name;
+	fg_metrics_inc("firegrid_messages_total", "source", src->name);
+
+	unsigned rejected = 0;
+	int r = fg_source_inst_decode(si, &m, emit_cb, ing, reason, &rejected);
+	decoded(src, msg->topic, msg->len, r, reason ? *reason : NULL, rejected);
+	return r;
+}
+
 void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg)
 {
 	bool matched = false;
@@ -88,33 +122,66 @@ void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg)
 		if (!topic_matches(src, msg->topic))
 			continue;
 		matched = true;
-
-		struct fg_msg m = *msg;
-		m.source = src->name;
-		fg_metrics_inc("firegrid_messages_total", "source", src->name);
-
 		const char *reason = NULL;
-		unsigned rejected = 0;
-		int r = fg_source_inst_decode(ing->inst[i], &m, emit_cb, ing, &reason, &rejected);
-		if (rejected)
-			fg_metrics_add("firegrid_events_rejected_total", "source", src->name, rejected);
-		if (r < 0) {
-			char why[256];
-			/* key="value" logs: keep the plugin's quotes from ending the value */
-			snprintf(why, sizeof(why), "%s", reason ? reason : "");
-			for (char *q = why; *q; q++)
-				if (*q == '"')
-					*q = '\'';
-			fg_metrics_inc("firegrid_decode_errors_total", "source", src->name);
-			fg_log_rl(&decode_rl, FG_LOG_WARN, "ingest",
-			          "cannot decode source=%s plugin=%s topic=%s bytes=%zu err=\"%s\" reason=\"%s\"",
-			          src->name, src->plugin, msg->topic, msg->len, fg_strerror(r), why);
-		}
+		decode_one(ing, ing->inst[i], msg, &reason);
 	}
 	if (!matched) {
 		fg_metrics_inc("firegrid_unmatched_total", NULL, NULL);
 		fg_log_rl(&unmatched_rl, FG_LOG_INFO, "ingest", "no source for topic=%s", msg->topic);
 	}
+}
+
+int fg_ingest_msg_to(fg_ingest *ing, const char *source, const struct fg_msg *msg,
+                     const char **reason)
+{
+	for (size_t i = 0; i < ing->n_inst; i++)
+		if (strcmp(fg_source_inst_conf(ing->inst[i])->name, source) == 0)
+			return decode_one(ing, ing->inst[i], msg, reason);
+	return -ENOENT;
+}
+
+const struct fg_conf_source *fg_ingest_source(fg_ingest *ing, const char *source)
+{
+	for (size_t i = 0; ing && i < ing->n_inst; i++)
+		if (strcmp(fg_source_inst_conf(ing->inst[i])->name, source) == 0)
+			return fg_source_inst_conf(ing->inst[i]);
+	return NULL;
+}
+
+struct wake_ctx {
+	fg_ingest *ing;
+	const struct fg_conf_source *src;
+};
+
+static void wake_emit_cb(void *data, const struct fg_ev *ev)
+{
+	struct wake_ctx *w = data;
+	emit_cb(w->ing, ev);
+}
+
+static void wake_done_cb(void *data, const char *device, int result, const char *reason,
+                         unsigned rejected)
+{
+	struct wake_ctx *w = data;
+	decoded(w->src, device, 0, result, reason, rejected);
+}
+
+int fg_ingest_run_wakes(fg_ingest *ing, int64_t now_ms)
+{
+	int total = 0;
+	for (size_t i = 0; ing && i < ing->n_inst; i++) {
+		if (fg_source_inst_next_wake(ing->inst[i]) > now_ms)
+			continue;
+		struct wake_ctx w = { .ing = ing, .src = fg_source_inst_conf(ing->inst[i]) };
+		int r = fg_source_inst_run_wakes(ing->inst[i], now_ms, false, wake_emit_cb,
+		                                 wake_done_cb, &w);
+		if (r < 0)
+			fg_log_rl(&apply_rl, FG_LOG_ERR, "ingest", "cannot run wake-ups source=%s err=\"%s\"",
+			          w.src->name, fg_strerror(r));
+		else
+			total += r;
+	}
+	return total;
 }
 
 static int append_error(char **errs, const char *msg)

@@ -21,7 +21,23 @@ int fg_ingest_new(const struct fg_conf *conf, fg_plugin_host *host, fg_store *st
                   fg_incidents *inc, fg_ingest **ret, char **ret_errors);
 void fg_ingest_free(fg_ingest *ing);
 
-/* One message (any transport). */
+/* One message (any transport), to every source whose topics match. */
 void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg);
+
+/* One message to the source named `source` (HTTP pushes, event streams:
+ * the transport already knows the source).  Returns the number of events
+ * or the plugin's negative errno, with its reason in *reason (valid until
+ * the next message of that source), counted and logged like any message;
+ * -ENOENT (nothing logged) when there is no such source. */
+int fg_ingest_msg_to(fg_ingest *ing, const char *source, const struct fg_msg *msg,
+                     const char **reason);
+
+/* The [source] section of a running source, NULL when there is none (or
+ * ing is NULL).  Valid until the ingest is replaced (reload). */
+const struct fg_conf_source *fg_ingest_source(fg_ingest *ing, const char *source);
+
+/* Run the plugins' wake-ups (fg_host.wake_at) due at now_ms; the daemon
+ * calls this about once a second.  Returns how many ran. */
+int fg_ingest_run_wakes(fg_ingest *ing, int64_t now_ms);
 
 #endif

@@ -71,6 +71,7 @@ struct daemon {
 	uv_timer_t lazy_commit;
 	uv_timer_t housekeeping;
 	uv_timer_t watchdog;
+	uv_timer_t wakes;            /* plugins' wake-ups (fg_host.wake_at) */
 	unsigned ticks;
 
 	bool stopping;
@@ -160,6 +161,13 @@ static void watchdog_cb(uv_timer_t *t)
 	notify("WATCHDOG=1");
 }
 
+static void wakes_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	if (!d->stopping)
+		fg_ingest_run_wakes(d->ing, fg_now_ms());
+}
+
 static void log_errors(const char *what, const char *errs)
 {
 	/* One log line per error: journald and humans both read them better. */
@@ -232,6 +240,7 @@ static void close_handles(struct daemon *d)
 	uv_close((uv_handle_t *)&d->lazy_commit, NULL);
 	uv_close((uv_handle_t *)&d->housekeeping, NULL);
 	uv_close((uv_handle_t *)&d->watchdog, NULL);
+	uv_close((uv_handle_t *)&d->wakes, NULL);
 }
 
 static void webhook_closed_cb(void *data)
@@ -511,6 +520,9 @@ int main(int argc, char **argv)
 	uv_timer_init(&d.loop, &d.housekeeping);
 	d.housekeeping.data = &d;
 	uv_timer_start(&d.housekeeping, housekeeping_cb, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+	uv_timer_init(&d.loop, &d.wakes);
+	d.wakes.data = &d;
+	uv_timer_start(&d.wakes, wakes_cb, 1000, 1000);
 	uv_timer_init(&d.loop, &d.watchdog);
 	uint64_t wd_usec = (uint64_t)d.conf->watchdog_ms * 1000;
 #if HAVE_SYSTEMD

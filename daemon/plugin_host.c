@@ -35,6 +35,7 @@ extern const struct fg_plugin *const fg_builtin_plugins[] __attribute__((weak));
 #define STATE_MAX_ENTRIES (1u << 18)  /* per instance; bounds hostile input */
 #define ATTRS_MAX_LEN (64 * 1024)
 #define UNIT_MAX_LEN 16
+#define WAKES_MAX (1u << 16)          /* pending wake-ups per instance */
 
 struct module {
 	char *name;
@@ -538,6 +539,12 @@ int fg_plugin_host_list(fg_plugin_host *h, const struct fg_plugin ***ret, size_t
 /* Source instances and the fg_host services                                 */
 /* ------------------------------------------------------------------------ */
 
+/* A pending fg_host.wake_at() request. */
+struct wake {
+	char *device;
+	int64_t at_ms;
+};
+
 struct fg_source_inst {
 	fg_plugin_host *host;
 	const struct fg_conf_source *src;
@@ -553,6 +560,10 @@ struct fg_source_inst {
 	struct fg_ratelimit rl_log;
 	struct fg_ratelimit rl_reject;
 	char reason[512];
+	/* Wake-ups, unordered (few: one per device that waits for time to
+	 * pass); mirrored in `state` under FG_STATE_KEY_WAKE for persistence. */
+	struct wake *wakes;
+	size_t n_wakes, cap_wakes;
 };
 
 struct fg_decode_ctx {
@@ -689,6 +700,81 @@ static void host_log(fg_decode_ctx *ctx, int level, const char *fmt, ...)
 	          line, ctx->si->name, ctx->msg->topic);
 }
 
+static bool reserved_key(const char *key)
+{
+	return strncmp(key, "fg:", 3) == 0;
+}
+
+static ssize_t wake_find(const fg_source_inst *si, const char *device)
+{
+	for (size_t i = 0; i < si->n_wakes; i++)
+		if (strcmp(si->wakes[i].device, device) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Set (at_ms > 0) or drop the in-memory wake-up of device; not persisted. */
+static int wake_put(fg_source_inst *si, const char *device, int64_t at_ms)
+{
+	ssize_t i = wake_find(si, device);
+	if (at_ms <= 0) {
+		if (i >= 0) {
+			free(si->wakes[i].device);
+			si->wakes[i] = si->wakes[--si->n_wakes];
+		}
+		return 0;
+	}
+	if (i >= 0) {
+		si->wakes[i].at_ms = at_ms;
+		return 0;
+	}
+	if (si->n_wakes >= WAKES_MAX)
+		return -ENOSPC;
+	if (si->n_wakes == si->cap_wakes) {
+		size_t cap = si->cap_wakes ? si->cap_wakes * 2 : 16;
+		struct wake *w = realloc(si->wakes, cap * sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		si->wakes = w;
+		si->cap_wakes = cap;
+	}
+	char *d = strdup(device);
+	if (!d)
+		return -ENOMEM;
+	si->wakes[si->n_wakes++] = (struct wake){ .device = d, .at_ms = at_ms };
+	return 0;
+}
+
+/* Set or drop a wake-up and its state mirror (written through). */
+static int wake_set(fg_source_inst *si, const char *device, int64_t at_ms)
+{
+	if (!device || !device[0])
+		return -EINVAL;
+	if (strlen(device) > STATE_MAX_LEN)
+		return -E2BIG;
+	char v[24];
+	snprintf(v, sizeof(v), "%lld", (long long)at_ms);
+	int r = state_put(&si->state, device, FG_STATE_KEY_WAKE, at_ms > 0 ? v : NULL);
+	if (r < 0)
+		return r;
+	int w = wake_put(si, device, at_ms);
+	if (w < 0) {
+		state_put(&si->state, device, FG_STATE_KEY_WAKE, NULL);
+		return w;
+	}
+	if (r > 0 && si->persist)
+		si->persist(si->persist_data, si->name, device, FG_STATE_KEY_WAKE,
+		            at_ms > 0 ? v : NULL);
+	return 0;
+}
+
+static int host_wake_at(fg_decode_ctx *ctx, const char *device, int64_t at_ms)
+{
+	if (!ctx)
+		return -EINVAL;
+	return wake_set(ctx->si, device, at_ms);
+}
+
 static const char *host_state_get(fg_decode_ctx *ctx, const char *device, const char *key)
 {
 	if (!ctx || !device || !key)
@@ -701,6 +787,8 @@ static int host_state_set(fg_decode_ctx *ctx, const char *device, const char *ke
 {
 	if (!ctx || !device || !key)
 		return -EINVAL;
+	if (reserved_key(key))
+		return -EPERM;
 	fg_source_inst *si = ctx->si;
 	int r = state_put(&si->state, device, key, value);
 	if (r > 0 && si->persist)
@@ -722,6 +810,7 @@ static const struct fg_host host_vtable = {
 	.state_get = host_state_get,
 	.state_set = host_state_set,
 	.now_ms = host_now_ms,
+	.wake_at = host_wake_at,
 };
 
 /* Append one "path:line: [source NAME] key: reason" line to the error text
@@ -857,6 +946,9 @@ void fg_source_inst_free(fg_source_inst *si)
 		fg_options_free(si->plugin->options, si->config);
 	free(si->config);
 	state_clear(&si->state);
+	for (size_t i = 0; i < si->n_wakes; i++)
+		free(si->wakes[i].device);
+	free(si->wakes);
 	free(si);
 }
 
@@ -893,6 +985,16 @@ int fg_source_inst_state_load(fg_source_inst *si, const char *device, const char
 {
 	if (!device || !key)
 		return -EINVAL;
+	if (strcmp(key, FG_STATE_KEY_WAKE) == 0) {
+		char *end;
+		errno = 0;
+		long long at = value ? strtoll(value, &end, 10) : 0;
+		if (value && (errno || *end || at <= 0))
+			return -EINVAL;
+		int w = wake_put(si, device, at);
+		if (w < 0)
+			return w;
+	}
 	int r = state_put(&si->state, device, key, value);
 	return r < 0 ? r : 0;
 }
@@ -928,6 +1030,79 @@ int fg_source_inst_decode(fg_source_inst *si, const struct fg_msg *msg, fg_emit_
 	if (reason)
 		*reason = si->reason;
 	return r;
+}
+
+int64_t fg_source_inst_next_wake(const fg_source_inst *si)
+{
+	int64_t next = INT64_MAX;
+	for (size_t i = 0; i < si->n_wakes; i++)
+		if (si->wakes[i].at_ms < next)
+			next = si->wakes[i].at_ms;
+	return next;
+}
+
+static int wake_cmp(const void *a, const void *b)
+{
+	const struct wake *x = a, *y = b;
+	if (x->at_ms != y->at_ms)
+		return x->at_ms < y->at_ms ? -1 : 1;
+	return strcmp(x->device, y->device);
+}
+
+int fg_source_inst_run_wakes(fg_source_inst *si, int64_t until_ms, bool pin_clock,
+                             fg_emit_cb cb, fg_wake_done_cb done, void *data)
+{
+	/* The wake-ups due now, copied: each decode may add, move or cancel
+	 * wake-ups, and one asked for again at or before until_ms waits for
+	 * the next call, so a plugin cannot keep this loop going. */
+	size_t n = 0;
+	for (size_t i = 0; i < si->n_wakes; i++)
+		n += si->wakes[i].at_ms <= until_ms;
+	if (!n)
+		return 0;
+	struct wake *due = calloc(n, sizeof(*due));
+	if (!due)
+		return -ENOMEM;
+	size_t k = 0;
+	int r = 0;
+	for (size_t i = 0; i < si->n_wakes && r == 0; i++) {
+		if (si->wakes[i].at_ms > until_ms)
+			continue;
+		due[k].at_ms = si->wakes[i].at_ms;
+		if (!(due[k++].device = strdup(si->wakes[i].device)))
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		qsort(due, n, sizeof(*due), wake_cmp);
+
+	int64_t saved_now = si->now_ms;
+	int ran = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		ssize_t w = wake_find(si, due[i].device);
+		if (w < 0 || si->wakes[w].at_ms != due[i].at_ms)
+			continue;          /* cancelled or moved by an earlier wake-up */
+		wake_set(si, due[i].device, 0);
+		if (pin_clock)
+			si->now_ms = due[i].at_ms;
+		struct fg_msg msg = {
+			.struct_size = sizeof(msg),
+			.source = si->name,
+			.transport = FG_TRANSPORT_WAKE,
+			.topic = due[i].device,
+			.recv_time_ms = inst_now(si),
+		};
+		const char *reason = NULL;
+		unsigned rejected = 0;
+		int res = fg_source_inst_decode(si, &msg, cb, data, &reason, &rejected);
+		ran++;
+		if (done)
+			done(data, due[i].device, res, res < 0 ? reason : NULL, rejected);
+	}
+	si->now_ms = saved_now;
+	for (size_t i = 0; i < k; i++)
+		free(due[i].device);
+	free(due);
+	return r < 0 ? r : ran;
 }
 
 char *fg_ev_to_json_line(const struct fg_ev *ev)

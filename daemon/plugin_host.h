@@ -115,6 +115,25 @@ int fg_source_inst_decode(fg_source_inst *si, const struct fg_msg *msg,
                           fg_emit_cb cb, void *data,
                           const char **reason, unsigned *ret_rejected);
 
+/*
+ * Wake-ups (fg_host.wake_at).  The earliest pending wake-up time of the
+ * instance, INT64_MAX when none; and running every wake-up due at or before
+ * until_ms, in time order, each as a decode() of a FG_TRANSPORT_WAKE
+ * message whose topic is the device.  With pin_clock the plugin's clock
+ * (now_ms, recv_time_ms) reads each wake-up's own due time (the decode
+ * tool replaying time), else real time (the daemon); the pinned clock of
+ * fg_source_inst_set_now is restored afterwards.  done (may be NULL) is
+ * told the outcome of each, like fg_source_inst_decode's.  Wake-ups
+ * requested again for a time <= until_ms during the run wait for the next
+ * call.  Returns how many ran, or -ENOMEM.  Loaded state entries of key
+ * FG_STATE_KEY_WAKE become wake-ups (fg_source_inst_state_load).
+ */
+typedef void (*fg_wake_done_cb)(void *data, const char *device, int result,
+                                const char *reason, unsigned rejected);
+int64_t fg_source_inst_next_wake(const fg_source_inst *si);
+int fg_source_inst_run_wakes(fg_source_inst *si, int64_t until_ms, bool pin_clock,
+                             fg_emit_cb cb, fg_wake_done_cb done, void *data);
+
 /* JSON-lines form of an event as printed by `firegridctl decode`:
  * {"device":..,"kind":..,"severity":..,["value":..,"unit":..],
  *  ["clears":..],["device_time":..],["attrs":{..}]} — malloc'd, no newline;

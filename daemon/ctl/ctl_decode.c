@@ -1,8 +1,8 @@
 /*
  * `firegridctl decode`: the plugin maintainers' harness (see ctl.h).  The
  * files run in order as one message stream through one plugin instance, so
- * state carries from file to file exactly as in the daemon; --topic,
- * --header and --now apply to the files after them.  One JSON line per normalised
+ * state carries from file to file exactly as in the daemon; --topic and
+ * --header apply to the files after them.  One JSON line per normalised
  * event on stdout (fg_ev_to_json_line), nothing for a message without
  * events; a file the plugin rejects is reported on stderr as "FILE: reason"
  * and the run goes on.  Exit 0, 1 if any file failed, 2 on usage errors.
@@ -12,6 +12,11 @@
  * member KEY of a JSON object (the corpus's binary samples keep their frames
  * in "frame_hex" / "payload_hex"); whitespace between digits is skipped and
  * "--hex=" goes back to raw files.
+ *
+ * --at TIME moves the clock forward: every wake-up the plugin asked for
+ * (fg_host.wake_at) that falls due by TIME runs first, in time order, each
+ * with the clock at its own due time; the files after it are then decoded
+ * at TIME.  That is how golden tests let minutes pass without messages.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -28,11 +33,11 @@
 
 #define DECODE_MAX_FILE (16 * 1024 * 1024)
 
-/* One file to decode and the topic/headers/clock in force where it was named. */
+/* One file to decode and the topic/headers in force where it was named. */
 struct job {
-	const char *path;
+	const char *path;          /* NULL: a clock step (--at) */
+	int64_t at_ms;
 	const char *topic;
-	int64_t now_ms;            /* --now before it; 0 = real time */
 	const char *hex;           /* NULL raw, "-" hex text, else a JSON member */
 	struct fg_header *headers;
 	size_t n_headers;
@@ -42,6 +47,7 @@ struct decode_args {
 	const char *plugin;
 	const char *plugin_dir;
 	const char *source;
+	const char *now;
 	struct fg_conf_kv *opts;
 	size_t n_opts;
 	struct job *jobs;
@@ -55,14 +61,16 @@ static void decode_usage(FILE *f)
 	fputs("usage: firegridctl decode --plugin NAME [--plugin-dir DIR] [--source NAME]\n"
 	      "                          [--option KEY=VALUE]... [--now ISO-8601]\n"
 	      "                          [--topic TOPIC] [--header 'Name: value']\n"
-	      "                          [--hex -|KEY] FILE...\n"
+	      "                          [--hex -|KEY] [--at ISO-8601] FILE...\n"
 	      "  Runs the files in order as one message stream through the plugin and prints\n"
-	      "  one JSON line per event.  --topic, --header, --now and --hex apply to the files\n"
-	      "  after them (--now may move time on between files); --hex - reads a file as\n"
-	      "  hex digits, --hex KEY the hex string member KEY of a JSON file (binary\n"
-	      "  samples), --hex= raw files again.  With a Modbus plugin a FILE is a captured\n"
-	      "  exchange (hex ADUs) or a poll payload, and the [modbus-device] keys registers,\n"
-	      "  scale, word_order, offline_after, unit and role may be given as --option too;\n"
+	      "  one JSON line per event.  --topic, --header and --hex apply to the files after\n"
+	      "  them; --hex - reads a file as hex digits, --hex KEY the hex string member KEY\n"
+	      "  of a JSON file (binary samples), --hex= raw files again;\n"
+	      "  --at moves the clock to a later time, first running the plugin's wake-ups\n"
+	      "  due by then, and decodes the files after it at that time.  With a Modbus\n"
+	      "  plugin a FILE is a captured exchange (hex ADUs) or a poll payload, and the\n"
+	      "  [modbus-device] keys registers, scale, word_order, offline_after, unit and\n"
+	      "  role may be given as --option too;\n"
 	      "  --plugin-dir loads the plugin's module from DIR (DIR/NAME.so or\n"
 	      "  DIR/NAME/NAME.so) in preference to the built-in one.\n", f);
 }
@@ -183,16 +191,14 @@ static int add_header(struct decode_args *a, const char *v, struct fg_header **h
 
 /* A file, with a snapshot of the topic and headers named before it. */
 static int add_job(struct decode_args *a, const char *path, const char *topic,
-                   int64_t now_ms, const char *hex, const struct fg_header *hdrs,
-                   size_t n_hdrs)
+                   const char *hex, const struct fg_header *hdrs, size_t n_hdrs)
 {
 	struct job *j = realloc(a->jobs, (a->n_jobs + 1) * sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	a->jobs = j;
 	j = &a->jobs[a->n_jobs++];
-	*j = (struct job){ .path = path, .topic = topic, .now_ms = now_ms, .hex = hex,
-	                   .n_headers = n_hdrs };
+	*j = (struct job){ .path = path, .topic = topic, .hex = hex, .n_headers = n_hdrs };
 	if (n_hdrs) {
 		if (!(j->headers = malloc(n_hdrs * sizeof(*hdrs))))
 			return -ENOMEM;
@@ -202,18 +208,17 @@ static int add_job(struct decode_args *a, const char *path, const char *topic,
 }
 
 enum decode_flag { F_PLUGIN, F_PLUGIN_DIR, F_SOURCE, F_NOW, F_TOPIC, F_OPTION, F_HEADER, F_HEX,
-                   F__N };
+                   F_AT, F__N };
 
 static const char *const decode_flags[F__N] = {
 	[F_PLUGIN] = "--plugin", [F_PLUGIN_DIR] = "--plugin-dir", [F_SOURCE] = "--source",
 	[F_NOW] = "--now", [F_TOPIC] = "--topic", [F_OPTION] = "--option", [F_HEADER] = "--header",
-	[F_HEX] = "--hex",
+	[F_HEX] = "--hex", [F_AT] = "--at",
 };
 
 static int parse_args(int argc, char **argv, struct decode_args *a)
 {
 	const char *topic = "", *hex = NULL;
-	int64_t now_ms = 0;
 	struct fg_header *hdrs = NULL;
 	size_t n_hdrs = 0;
 	int r = 0;
@@ -221,7 +226,7 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 
 	for (int i = 1; i < argc && r == 0; i++) {
 		if (files_only || argv[i][0] != '-' || argv[i][1] == '\0') {
-			r = add_job(a, argv[i], topic, now_ms, hex, hdrs, n_hdrs);
+			r = add_job(a, argv[i], topic, hex, hdrs, n_hdrs);
 			continue;
 		}
 		if (strcmp(argv[i], "--") == 0) {
@@ -245,15 +250,18 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 			topic = v;
 		} else if (f == F_HEX) {
 			hex = v[0] ? v : NULL;
-		} else if (f == F_NOW) {
-			if (fg_time_parse_iso(v, &now_ms) < 0) {
-				fprintf(stderr, "firegridctl decode: --now wants an ISO-8601 time like "
+		} else if (f == F_AT) {
+			int64_t at = 0;
+			if (fg_time_parse_iso(v, &at) < 0 || at <= 0) {
+				fprintf(stderr, "firegridctl decode: --at wants an ISO-8601 time like "
 				        "2025-03-14T09:00:00Z, got '%s'\n", v);
 				r = -EINVAL;
+			} else if ((r = add_job(a, NULL, topic, hex, NULL, 0)) == 0) {
+				a->jobs[a->n_jobs - 1].at_ms = at;
 			}
 		} else {
 			const char **dst[] = { [F_PLUGIN] = &a->plugin, [F_PLUGIN_DIR] = &a->plugin_dir,
-			                       [F_SOURCE] = &a->source };
+			                       [F_SOURCE] = &a->source, [F_NOW] = &a->now };
 			*dst[f] = v;
 		}
 	}
@@ -264,7 +272,10 @@ static int parse_args(int argc, char **argv, struct decode_args *a)
 		fprintf(stderr, "firegridctl decode: --plugin NAME is required\n");
 		r = -EINVAL;
 	}
-	if (r == 0 && a->n_jobs == 0) {
+	size_t n_files = 0;
+	for (size_t i = 0; i < a->n_jobs; i++)
+		n_files += a->jobs[i].path != NULL;
+	if (r == 0 && n_files == 0) {
 		fprintf(stderr, "firegridctl decode: no FILE given\n");
 		r = -EINVAL;
 	}
@@ -291,6 +302,27 @@ static void print_event_cb(void *data, const struct fg_ev *ev)
 	fputs(line, out);
 	fputc('\n', out);
 	free(line);
+}
+
+/* Wake-ups print their events like files, and report failures as
+ * "wake-up DEVICE: reason" (the exit status becomes 1). */
+static void wake_event_cb(void *data, const struct fg_ev *ev)
+{
+	print_event_cb(stdout, ev);
+}
+
+static void wake_done_cb(void *data, const char *device, int result, const char *reason,
+                         unsigned rejected)
+{
+	int *ret = data;
+	fflush(stdout);
+	if (result < 0) {
+		fprintf(stderr, "wake-up %s: %s\n", device, reason ? reason : fg_strerror(result));
+		*ret = 1;
+	} else if (rejected) {
+		fprintf(stderr, "wake-up %s: %u event(s) failed validation\n", device, rejected);
+		*ret = 1;
+	}
 }
 
 /*
@@ -351,12 +383,12 @@ static int unhex(const char *key, char **buf, size_t *len, char *why, size_t why
 
 /* Decode one file; returns 0, or -1 after reporting it on stderr.  mb is
  * set for Modbus plugins: the file is turned into a poll payload first. */
-static int decode_file(fg_source_inst *si, const struct job *j, struct ctl_modbus *mb)
+static int decode_file(fg_source_inst *si, const struct job *j, struct ctl_modbus *mb,
+                       int64_t now_ms)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	char why[256] = "", topic[512];
-	int64_t now_ms = j->now_ms;
 	int r = fg_read_file(j->path, DECODE_MAX_FILE, &buf, &len);
 	if (r == 0 && j->hex)
 		r = unhex(j->hex, &buf, &len, why, sizeof(why));
@@ -372,7 +404,6 @@ static int decode_file(fg_source_inst *si, const struct job *j, struct ctl_modbu
 		free(buf);
 		return -1;
 	}
-	fg_source_inst_set_now(si, now_ms);
 	struct fg_msg msg = {
 		.struct_size = sizeof(msg),
 		.source = fg_source_inst_conf(si)->name,
@@ -413,6 +444,14 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		decode_args_free(&a);
 		return 2;
 	}
+	int64_t now_ms = 0;
+	if (a.now && fg_time_parse_iso(a.now, &now_ms) < 0) {
+		fprintf(stderr, "firegridctl decode: --now wants an ISO-8601 time like "
+		        "2025-03-14T09:00:00Z, got '%s'\n", a.now);
+		decode_args_free(&a);
+		return 2;
+	}
+
 	int ret = 1;
 	fg_plugin_host *host = NULL;
 	fg_source_inst *si = NULL;
@@ -455,13 +494,32 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		free(errors);
 		goto out;
 	}
+	if (now_ms)
+		fg_source_inst_set_now(si, now_ms);
 	if (mb && ctl_modbus_start(mb, si) != 0)
 		goto out;
 
 	ret = 0;
-	for (size_t i = 0; i < a.n_jobs; i++)
-		if (decode_file(si, &a.jobs[i], mb) < 0)
+	for (size_t i = 0; i < a.n_jobs; i++) {
+		if (a.jobs[i].path) {
+			if (decode_file(si, &a.jobs[i], mb, now_ms) < 0)
+				ret = 1;
+			continue;
+		}
+		if (now_ms && a.jobs[i].at_ms < now_ms) {
+			fprintf(stderr, "firegridctl decode: --at %lld ms goes back in time\n",
+			        (long long)a.jobs[i].at_ms);
+			ret = 2;
+			break;
+		}
+		if (fg_source_inst_run_wakes(si, a.jobs[i].at_ms, true, wake_event_cb,
+		                             wake_done_cb, &ret) < 0) {
+			fprintf(stderr, "firegridctl decode: out of memory\n");
 			ret = 1;
+		}
+		now_ms = a.jobs[i].at_ms;
+		fg_source_inst_set_now(si, now_ms);
+	}
 out:
 	ctl_modbus_free(mb);
 	fg_source_inst_free(si);

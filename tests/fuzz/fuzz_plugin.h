@@ -12,6 +12,7 @@
 #ifndef FG_FUZZ_PLUGIN_H
 #define FG_FUZZ_PLUGIN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@ struct fuzz_plugin {
 	size_t n_topics;
 	struct fg_conf_kv *opts;
 	size_t n_opts;
+	/* Run every wake-up the plugin asked for (fg_host.wake_at) after the
+	 * input, with the clock at each one's due time. */
+	bool run_wakes;
+	/* Headers for every message (e.g. a multipart Content-Type). */
+	const struct fg_header *headers;
+	size_t n_headers;
 };
 
 static void fuzz_emit_cb(void *data, const struct fg_ev *ev)
@@ -34,9 +41,12 @@ static void fuzz_emit_cb(void *data, const struct fg_ev *ev)
 	(void)data;
 }
 
-static void fuzz_one(fg_source_inst *si, const char *topic, const uint8_t *p, size_t n)
+static void fuzz_one(fg_source_inst *si, const struct fuzz_plugin *fp, const char *topic,
+                     const uint8_t *p, size_t n)
 {
 	struct fg_msg msg = {
+		.headers = fp->headers,
+		.n_headers = fp->n_headers,
 		.struct_size = sizeof(msg),
 		.transport = "mqtt",
 		.topic = topic,
@@ -66,17 +76,19 @@ static int fuzz_plugin_run(const struct fuzz_plugin *fp, const uint8_t *data, si
 
 	if (size == 0 || data[0] >= fp->n_topics) {
 		for (size_t t = 0; t < fp->n_topics; t++)
-			fuzz_one(si, fp->topics[t], data, size);
+			fuzz_one(si, fp, fp->topics[t], data, size);
 	} else {
 		const uint8_t *p = data, *end = data + size;
 		while (p < end) {
 			const uint8_t *sep = memchr(p, 0xff, (size_t)(end - p));
 			const uint8_t *stop = sep ? sep : end;
 			if (stop > p && *p < fp->n_topics)
-				fuzz_one(si, fp->topics[*p], p + 1, (size_t)(stop - p - 1));
+				fuzz_one(si, fp, fp->topics[*p], p + 1, (size_t)(stop - p - 1));
 			p = sep ? sep + 1 : end;
 		}
 	}
+	if (fp->run_wakes)
+		fg_source_inst_run_wakes(si, INT64_MAX / 2, true, fuzz_emit_cb, NULL, NULL);
 	fg_source_inst_free(si);
 	return 0;
 }

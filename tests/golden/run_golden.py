@@ -8,13 +8,14 @@ docs/plugins.md, "Golden tests"):
     plugin zigbee2mqtt              the plugin (exactly once)
     option stale_after=10m          plugin option, any number
     source z2m                      source name the plugin sees (optional)
-    now 2025-03-14T09:00:00Z        pin the clock for the files after it (any number:
-                                    time may move on between files)
+    now 2025-03-14T09:00:00Z        pin the clock (optional)
     topic zigbee2mqtt/b3/smoke      topic for the files after it
     header Content-Type: text/xml   header for the files after it
     hex frame_hex                   the files after it are hex text: "-" the whole
                                     file, KEY a JSON member (binary samples);
                                     "hex" alone: raw files again
+    at 2025-03-14T09:05:00Z         let time pass: wake-ups due by then run
+                                    (fg_host.wake_at), later files run then
     file ../shared/corpus/...       a message, path relative to the repo root
     expect {"kind":"smoke"}         the next event (subset match, see below)
     expect nothing                  the whole stream yields no event
@@ -42,7 +43,7 @@ class GoldenError(Exception):
 
 
 def parse_golden(path):
-    spec = {"plugin": None, "source": None, "options": [],
+    spec = {"plugin": None, "source": None, "now": None, "options": [],
             "stream": [], "files": [], "events": [], "errors": [],
             "nothing": False}
     with open(path, encoding="utf-8") as f:
@@ -53,7 +54,7 @@ def parse_golden(path):
             word, _, rest = line.partition(" ")
             rest = rest.strip()
             where = "%s:%d" % (path, lineno)
-            if word in ("plugin", "source"):
+            if word in ("plugin", "source", "now"):
                 if not rest or spec[word] is not None:
                     raise GoldenError("%s: '%s' needs one value, given once" % (where, word))
                 spec[word] = rest
@@ -61,7 +62,7 @@ def parse_golden(path):
                 if "=" not in rest:
                     raise GoldenError("%s: option wants KEY=VALUE" % where)
                 spec["options"].append(rest)
-            elif word in ("topic", "header", "now"):
+            elif word in ("topic", "header", "at"):
                 spec["stream"].append(("--" + word, rest))
             elif word == "hex":
                 spec["stream"].append(("--hex=" + rest, None))
@@ -100,6 +101,8 @@ def build_command(spec, ctl, plugin_dir, root):
     cmd = [ctl, "decode", "--plugin", spec["plugin"], "--plugin-dir", plugin_dir]
     if spec["source"]:
         cmd += ["--source", spec["source"]]
+    if spec["now"]:
+        cmd += ["--now", spec["now"]]
     for opt in spec["options"]:
         cmd += ["--option", opt]
     for kind, value in spec["stream"]:

@@ -16,7 +16,8 @@
  *   or whose descriptor is smaller than the v1 descriptor, and it reads
  *   optional trailing fields only when struct_size says they are present.
  *   Plugins must likewise check fg_msg.struct_size / fg_host.struct_size
- *   before reading fields added after v1 (none yet).
+ *   before reading fields added after v1.
+ *   Appended to fg_host so far: wake_at (FG_HOST_HAS_WAKE_AT()).
  *   Appended to the descriptor so far: modbus_map (Modbus register maps).
  *
  * Threading
@@ -125,7 +126,23 @@ struct fg_header {
 	const char *value;
 };
 
-/* One raw message from a transport. */
+/*
+ * One raw message from a transport.
+ *
+ * HTTP transports ("http": a device's POST to /v1/ingest/<source>; "stream":
+ * one part of a multipart event stream firegrid reads from a device) pass
+ * the request's or part's headers with lower-case names, plus headers the
+ * host adds:
+ *   x-firegrid-peer      the device's address as the transport knows it: the
+ *                        client IP of a push, the host of a stream URL
+ *   x-firegrid-snapshot  once per picture the host took out of a multipart
+ *                        body and stored (plugins never see image bytes):
+ *                        "sha256=<hex>; url=<url>; type=<mime>; bytes=<n>;
+ *                        name=<part name>"; put sha256 and url into attrs to
+ *                        reference the picture from an event
+ * The payload of a push is the whole body (a multipart body stays
+ * multipart: the plugin picks its parts by Content-Type).
+ */
 struct fg_msg {
 	uint32_t struct_size;
 	const char *source;        /* configured source name, e.g. "z2m" */
@@ -191,7 +208,42 @@ struct fg_host {
 
 	/* Current wall-clock time, epoch ms (the decode tool may pin it). */
 	int64_t (*now_ms)(fg_decode_ctx *ctx);
+
+	/* ---- appended to ABI v1 (check FG_HOST_HAS_WAKE_AT(host) first) ---- */
+
+	/*
+	 * Ask for a wake-up: once the host's clock reaches at_ms (epoch ms), it
+	 * calls decode() with a message whose transport is FG_TRANSPORT_WAKE
+	 * ("wake"), whose topic is `device` and whose payload is empty; its
+	 * recv_time_ms is the time of the wake-up.  This is how a plugin acts
+	 * on time passing without a message: a dwell that has elapsed, a
+	 * device that has gone silent (sources without end messages).
+	 *
+	 * One wake-up per (instance, device): a later call replaces the earlier
+	 * one, at_ms <= 0 cancels it.  A wake-up fires once; ask again from the
+	 * wake-up's decode() for another.  The host keeps wake-ups with the
+	 * plugin state (under the reserved key FG_STATE_KEY_WAKE of `device`),
+	 * so they survive restarts and commit with the message's events; one
+	 * that fell due while the daemon was down fires right after start-up.
+	 * The daemon checks about once a second; `firegridctl decode --at`
+	 * fires them in time order, each with the clock pinned at its at_ms.
+	 * Returns 0, -EINVAL (NULL/empty device), -E2BIG (device over 1024
+	 * bytes) or -ENOSPC (more than 65536 pending wake-ups per instance).
+	 */
+	int (*wake_at)(fg_decode_ctx *ctx, const char *device, int64_t at_ms);
 };
+
+/* Whether a host (as handed to init()) offers wake_at. */
+#define FG_HOST_HAS_WAKE_AT(h)                                                  \
+	((h)->struct_size >= offsetof(struct fg_host, wake_at) + sizeof((h)->wake_at))
+
+/* fg_msg.transport of a wake-up requested with fg_host.wake_at(). */
+#define FG_TRANSPORT_WAKE "wake"
+
+/* State keys beginning with "fg:" belong to the host (a plugin may read
+ * them, never set them).  FG_STATE_KEY_WAKE holds a device's pending
+ * wake-up time, epoch ms in decimal. */
+#define FG_STATE_KEY_WAKE "fg:wake_at"
 
 /* ------------------------------------------------------------------------ */
 /* Declarative options                                                       */
