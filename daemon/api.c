@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
+#include "registry.h"
 #include "util.h"
 
 #define MOD "api"
@@ -40,8 +41,9 @@ static const char SQL_LIST[] =
 	"SELECT id FROM incidents WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)"
 	" AND opened_ms >= ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5";
 static const char SQL_DEVICES[] =
-	"SELECT id, source, plugin, first_seen_ms, last_seen_ms, registered FROM devices"
-	" WHERE id > ?1 AND (?2 IS NULL OR registered = ?2) ORDER BY id LIMIT ?3";
+	"SELECT id, source, plugin, first_seen_ms, last_seen_ms, registered, registry_plugin, name,"
+	" compound, building, unit, floor, room, grid_small, grid_medium, grid_large, flags, contact"
+	" FROM devices WHERE id > ?1 AND (?2 IS NULL OR registered = ?2) ORDER BY id LIMIT ?3";
 
 /* Reads show committed state only (and a failing commit shows up as a
  * store problem right here). */
@@ -528,13 +530,25 @@ static void devices_cb(void *data, fg_http_req *req)
 	int64_t n = 0;
 	json_t *last = NULL;
 	while ((r = fg_store_step_row(s)) > 0) {
-		json_t *d = json_pack("{s:s, s:s?, s:s?, s:o, s:o, s:b}",
-		                      "id", (const char *)sqlite3_column_text(s, 0),
-		                      "source", (const char *)sqlite3_column_text(s, 1),
-		                      "plugin", (const char *)sqlite3_column_text(s, 2),
-		                      "first_seen_at", time_col(s, 3), "last_seen_at", time_col(s, 4),
-		                      "registered", sqlite3_column_int(s, 5));
-		if (json_array_append_new(list, d) < 0) {
+		/* The same device object as in webhooks, plus when it was seen. */
+		struct fg_incident view = {
+			.device = (char *)sqlite3_column_text(s, 0),
+			.source = (char *)sqlite3_column_text(s, 1),
+			.plugin = (char *)sqlite3_column_text(s, 2),
+			.registered = sqlite3_column_int(s, 5),
+		};
+		view.reg[FG_REG_DEVICE_ID] = view.device;
+		for (int c = FG_REG_PLUGIN; c < FG_REG__COLS; c++)
+			view.reg[c] = (char *)sqlite3_column_text(s, 5 + c);
+		json_t *d = fg_cloudevent_device_json(&view);
+		if (d && !view.plugin && view.reg[FG_REG_PLUGIN])
+			json_object_set_new(d, "plugin", json_string(view.reg[FG_REG_PLUGIN]));
+		if (d && (json_object_set_new(d, "first_seen_at", time_col(s, 3)) < 0 ||
+		          json_object_set_new(d, "last_seen_at", time_col(s, 4)) < 0)) {
+			json_decref(d);
+			d = NULL;
+		}
+		if (!d || json_array_append_new(list, d) < 0) {
 			sqlite3_reset(s);
 			r = -ENOMEM;
 			break;

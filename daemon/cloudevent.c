@@ -3,9 +3,11 @@
  * compact, so the same revision always serialises to the same bytes. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <jansson.h>
 #include "cloudevent.h"
 #include "lifecycle.h"
+#include "registry.h"
 #include "util.h"
 
 /* 15 significant digits: 0.1 stays "0.1" instead of 0.10000000000000001. */
@@ -92,9 +94,34 @@ json_t *fg_cloudevent_device_json(const struct fg_incident *inc)
 	bad |= set_str(o, "id", inc->device);
 	bad |= set_str(o, "source", inc->source);
 	bad |= set_str(o, "plugin", inc->plugin);
-	/* The device registry (building, unit, grid cells) is not wired in yet:
-	 * every device is reported as unregistered. */
-	bad |= set(o, "registered", json_false());
+	/* The registry (一楼一档): where the device is, its grid cells and the
+	 * household's flags; an unknown device still reports, unregistered. */
+	bad |= set(o, "registered", json_boolean(inc->registered));
+	bad |= set_str(o, "name", inc->reg[FG_REG_NAME]);
+	bad |= set_str(o, "contact", inc->reg[FG_REG_CONTACT]);
+	json_t *loc = inc->registered ? json_object() : json_null();
+	json_t *grid = inc->registered ? json_object() : json_null();
+	json_t *flags = json_array();
+	bad |= set(o, "location", loc);
+	bad |= set(o, "grid", grid);
+	bad |= set(o, "flags", flags);
+	if (!bad && inc->registered) {
+		bad |= set_str(loc, "compound", inc->reg[FG_REG_COMPOUND]);
+		bad |= set_str(loc, "building", inc->reg[FG_REG_BUILDING]);
+		bad |= set_str(loc, "unit", inc->reg[FG_REG_UNIT]);
+		bad |= set_str(loc, "floor", inc->reg[FG_REG_FLOOR]);
+		bad |= set_str(loc, "room", inc->reg[FG_REG_ROOM]);
+		bad |= set_str(grid, "small", inc->reg[FG_REG_GRID_SMALL]);
+		bad |= set_str(grid, "medium", inc->reg[FG_REG_GRID_MEDIUM]);
+		bad |= set_str(grid, "large", inc->reg[FG_REG_GRID_LARGE]);
+	}
+	for (const char *p = inc->reg[FG_REG_FLAGS]; !bad && p && *p;) {
+		p += strspn(p, " ");
+		size_t n = strcspn(p, " ");
+		if (n)
+			bad |= json_array_append_new(flags, json_stringn(p, n));
+		p += n;
+	}
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -92,6 +92,9 @@ static const struct choice severities[] = {
 	{ "info", FG_SEV_INFO }, { "warning", FG_SEV_WARNING }, { "major", FG_SEV_MAJOR },
 	{ "critical", FG_SEV_CRITICAL }, { NULL, 0 },
 };
+static const struct choice confirm_scopes[] = {
+	{ "building", 0 }, { "unit", 1 }, { NULL, 0 },
+};
 static const struct choice qos_levels[] = {
 	{ "0", 0 }, { "1", 1 }, { "2", 2 }, { NULL, 0 },
 };
@@ -247,6 +250,21 @@ static const struct conf_key incidents_keys[] = {
 	{ .o = { "confirm_persist", FG_OPT_DURATION, "60s", C(confirm_persist_ms),
 	    "A fire-class alarm (sent at once as unconfirmed) still on after this is "
 	    "confirmed (the double knock)", T_SEC, T_HOUR } },
+	{ .o = { "confirm_window", FG_OPT_DURATION, "120s", C(confirm_window_ms),
+	    "A fire-class alarm is confirmed when a second registered detector in the same "
+	    "building (or unit) alarms within this", T_SEC, T_HOUR } },
+	{ .o = { "confirm_scope", FG_OPT_STRING, "building", C(confirm_scope_unit),
+	    "Where the second detector must be: building or unit", 0, 0 },
+	  .choices = confirm_scopes },
+	{ .o = { "storm_devices", FG_OPT_INT, "5", C(storm_devices),
+	    "More devices of one site (compound, else source) going offline than this within "
+	    "storm_window raise one site-level incident instead", 1, 100000 } },
+	{ .o = { "storm_window", FG_OPT_DURATION, "60s", C(storm_window_ms),
+	    "How long an offline report waits to be grouped; 0 = report each at once", 0,
+	    T_HOUR } },
+	{ .o = { "offline_settle", FG_OPT_DURATION, "60s", C(offline_settle_ms),
+	    "After firegridd starts or the broker link comes back, offline reports wait this "
+	    "long and are dropped if the device is back by then", 0, T_HOUR } },
 };
 
 #define TIERS(f) offsetof(struct fg_conf, f.list)

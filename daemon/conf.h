@@ -43,7 +43,8 @@
  *             idle_timeout, signature_tolerance, metrics_public
  *   [client NAME]  token | token_file, secret | secret_file (at least one),
  *             allow (list of read, actions, ingest, metrics)
- *   [incidents]  reopen_window, confirm_persist
+ *   [incidents]  reopen_window, confirm_persist, confirm_window, confirm_scope
+ *             (building|unit), storm_devices, storm_window, offline_settle
  *   [escalation]  fire, fire_elderly_alone, ebike, fire_lane, device_health
  *             (each a list of up to 3 durations, the tiers), fire_lane_hold,
  *             fire_lane_resolve_within
@@ -254,6 +255,11 @@ struct fg_conf {
 	/* [incidents] */
 	int64_t reopen_window_ms;  /* a re-alarm this soon after close reopens; default 30m */
 	int64_t confirm_persist_ms;/* a fire alarm still on after this is confirmed; default 60s */
+	int64_t confirm_window_ms; /* two detectors of one building this close: confirmed; 120s */
+	int confirm_scope_unit;    /* 1: the second detector must be in the same unit */
+	int64_t storm_devices;     /* more offline devices of a site than this ... default 5 */
+	int64_t storm_window_ms;   /* ... within this: one site incident; default 60s */
+	int64_t offline_settle_ms; /* offline held this long after (re)connecting; default 60s */
 
 	/* [escalation]: per hazard class, the times (from the start of the
 	 * wait for a dispatch) at which levels 1, 2, 3 are reached. */

@@ -8,12 +8,17 @@
 #include "incident.h"
 #include "lifecycle.h"
 #include "outbox.h"
+#include "registry.h"
 #include "util.h"
+
+_Static_assert(FG_ARRAY_SIZE(((struct fg_incident *)0)->reg) == FG_REG__COLS,
+               "an incident carries every registry column");
 
 struct fg_incidents {
 	fg_store *st;
 	struct fg_outbox *ob;      /* may be NULL: no webhooks queued */
 	const struct fg_conf *conf;/* lifecycle settings; NULL = none */
+	int64_t settle_until_ms;   /* see fg_incidents_settle */
 };
 
 /* One apply() is all-or-nothing inside the group transaction: a failure
@@ -24,9 +29,12 @@ static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO fg_apply";
 
 /* Known devices are the common case: try the update first (one seek), and
  * insert only when it touched nothing.  A clock that steps back never
- * moves last_seen backwards. */
+ * moves last_seen backwards.  A device the registry knows but that was
+ * never heard of gets its first sighting here. */
 static const char SQL_DEVICE_SEEN[] =
-	"UPDATE devices SET last_seen_ms = ?2 WHERE id = ?1 AND last_seen_ms < ?2";
+	"UPDATE devices SET last_seen_ms = ?2, first_seen_ms = coalesce(first_seen_ms, ?2),"
+	" source = coalesce(source, ?3), plugin = coalesce(plugin, ?4)"
+	" WHERE id = ?1 AND (last_seen_ms IS NULL OR last_seen_ms < ?2)";
 static const char SQL_DEVICE_NEW[] =
 	"INSERT OR IGNORE INTO devices(id, source, plugin, first_seen_ms, last_seen_ms)"
 	" VALUES(?1, ?2, ?3, ?4, ?4)";
@@ -63,18 +71,19 @@ static const char SQL_FOLD[] =
  * severity. */
 static const char SQL_FOLD_REVISE[] =
 	"UPDATE incidents SET " SQL_FOLD_SET ", severity = ?7, cleared_ms = NULL,"
-	" revision = revision + (hold_until_ms IS NULL) WHERE id = ?1";
+	" revision = revision + (hold_until_ms IS NULL AND parent_id IS NULL) WHERE id = ?1";
 
 static const char SQL_FIND_ACTIVE_KEY[] =
-	"SELECT id, state, kind FROM incidents"
+	"SELECT id, state, kind, parent_id FROM incidents"
 	" WHERE dedup_key = ?1 AND state <> 'closed' AND cleared_ms IS NULL";
 
 static const char SQL_FIND_ACTIVE_DEVICE[] =
-	"SELECT id, state, kind FROM incidents"
+	"SELECT id, state, kind, parent_id FROM incidents"
 	" WHERE device = ?1 AND state <> 'closed' AND cleared_ms IS NULL ORDER BY id";
 
 static const char SQL_CLEAR[] =
-	"UPDATE incidents SET cleared_ms = ?2, revision = revision + (hold_until_ms IS NULL),"
+	"UPDATE incidents SET cleared_ms = ?2,"
+	" revision = revision + (hold_until_ms IS NULL AND parent_id IS NULL),"
 	" last_event_id = ?3 WHERE id = ?1";
 
 static const char SQL_HISTORY[] =
@@ -82,12 +91,13 @@ static const char SQL_HISTORY[] =
 	" channel, note, revision)"
 	" SELECT id, ?2, ?3, state, ?4, ?5, ?6, revision FROM incidents WHERE id = ?1";
 
-/* A re-alarm soon after close reopens the incident it ends.  (Revisions
+/* A re-alarm soon after close reopens the incident it ends, if the center
+ * ever had it (a held report dropped quietly was never sent).  (Revisions
  * made while a report is held back are not counted: the first webhook of
  * a held incident is revision 1.) */
 static const char SQL_FIND_CLOSED[] =
 	"SELECT id, severity FROM incidents WHERE dedup_key = ?1 AND state = 'closed' AND closed_ms >= ?2"
-	" ORDER BY closed_ms DESC LIMIT 1";
+	" AND reported_ms IS NOT NULL ORDER BY closed_ms DESC LIMIT 1";
 
 /* Reopening by a re-alarm: like a fold that is a new revision, and the
  * incident starts over (escalation from level 0, no disposition). */
@@ -115,11 +125,15 @@ static const char SQL_MARK_REPORTED[] =
 	" WHERE id = ?1 AND state = 'open'";
 
 static const char SQL_GET[] =
-	"SELECT id, dedup_key, device, source, plugin, kind, severity, state, revision,"
-	" count, opened_ms, last_seen_ms, cleared_ms, closed_ms, reported_ms, value, unit,"
-	" attrs, case_no, disposition, dispatched_unit, overdue, confirmed, esc_level,"
-	" esc_due_ms, deadline_ms, confirm_due_ms, hold_until_ms, dispatched_ms, resolved_ms,"
-	" reopened, site, parent_id FROM incidents WHERE id = ?1";
+	"SELECT i.id, i.dedup_key, i.device, i.source, i.plugin, i.kind, i.severity, i.state,"
+	" i.revision, i.count, i.opened_ms, i.last_seen_ms, i.cleared_ms, i.closed_ms,"
+	" i.reported_ms, i.value, i.unit, i.attrs, i.case_no, i.disposition, i.dispatched_unit,"
+	" i.overdue, i.confirmed, i.esc_level, i.esc_due_ms, i.deadline_ms, i.confirm_due_ms,"
+	" i.hold_until_ms, i.dispatched_ms, i.resolved_ms, i.reopened, i.site, i.parent_id,"
+	" coalesce(d.registered, 0), d.id, d.registry_plugin, d.name, d.compound, d.building,"
+	" d.unit, d.floor, d.room, d.grid_small, d.grid_medium, d.grid_large, d.flags, d.contact"
+	" FROM incidents AS i LEFT JOIN devices AS d ON d.id = i.device AND d.registered = 1"
+	" WHERE i.id = ?1";
 
 void fg_incident_clear(struct fg_incident *inc)
 {
@@ -136,6 +150,8 @@ void fg_incident_clear(struct fg_incident *inc)
 	free(inc->disposition);
 	free(inc->dispatched_unit);
 	free(inc->site);
+	for (size_t i = 0; i < FG_ARRAY_SIZE(inc->reg); i++)
+		free(inc->reg[i]);
 	memset(inc, 0, sizeof(*inc));
 }
 
@@ -158,6 +174,17 @@ void fg_incidents_free(fg_incidents *inc)
 void fg_incidents_set_conf(fg_incidents *inc, const struct fg_conf *conf)
 {
 	inc->conf = conf;
+}
+
+void fg_incidents_settle(fg_incidents *inc, int64_t until_ms)
+{
+	if (until_ms > inc->settle_until_ms)
+		inc->settle_until_ms = until_ms;
+}
+
+int64_t fg_incidents_settle_until(fg_incidents *inc)
+{
+	return inc->settle_until_ms;
 }
 
 const struct fg_conf *fg_incidents_conf(fg_incidents *inc)
@@ -186,6 +213,7 @@ int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret)
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 
+	bool oom = false;
 	struct fg_incident inc = {
 		.id = sqlite3_column_int64(s, 0),
 		.dedup_key = fg_store_column_strdup(s, 1),
@@ -222,11 +250,15 @@ int fg_incident_get(fg_store *st, int64_t id, struct fg_incident *ret)
 	inc.reopened = sqlite3_column_int64(s, 30);
 	inc.site = fg_store_column_strdup(s, 31);
 	inc.parent_id = column_ms(s, 32);
+	inc.registered = sqlite3_column_int(s, 33);
+	for (int c = 0; c < (int)FG_ARRAY_SIZE(inc.reg); c++) {
+		inc.reg[c] = fg_store_column_strdup(s, 34 + c);
+		oom |= !inc.reg[c] && sqlite3_column_type(s, 34 + c) != SQLITE_NULL;
+	}
 	if (fg_kind_parse((const char *)sqlite3_column_text(s, 5), &inc.kind) < 0)
 		inc.kind = FG_KIND_NONE;
 	if (fg_severity_parse((const char *)sqlite3_column_text(s, 6), &inc.severity) < 0)
 		inc.severity = FG_SEV_INFO;
-	bool oom = false;
 	for (int col = 16; col <= 31; col++) {
 		char *const *p = col == 16 ? &inc.unit : col == 17 ? &inc.attrs_json :
 		                 col == 18 ? &inc.case_no : col == 19 ? &inc.disposition :
@@ -279,6 +311,8 @@ static int device_seen(struct apply *a)
 		return -EIO;
 	fg_store_bind_text(s, 1, a->ev->device);
 	sqlite3_bind_int64(s, 2, a->now_ms);
+	fg_store_bind_text(s, 3, a->ev->source);
+	fg_store_bind_text(s, 4, a->ev->plugin);
 	int r = fg_store_step_done(s);
 	if (r < 0 || sqlite3_changes(fg_store_db(st)) > 0)
 		return r;
@@ -357,7 +391,7 @@ int fg_incidents_publish(fg_incidents *inc, int64_t id, const char *change,
 	int r = fg_incident_get(inc->st, id, &row);
 	if (r < 0)
 		return r;
-	if (!row.hold_until_ms)
+	if (!row.hold_until_ms && !row.parent_id)
 		r = fg_outbox_enqueue(inc->ob, &row, trigger, change, now_ms);
 	fg_incident_clear(&row);
 	return r < 0 ? r : 0;
@@ -563,6 +597,7 @@ struct active {
 	int64_t id;
 	char state[24];
 	fg_kind kind;
+	int64_t parent_id;
 };
 
 /* Conditions of the device itself, which end when it says so. */
@@ -613,6 +648,7 @@ static int find_active(struct apply *a, fg_kind target, struct active **ret, siz
 		snprintf(v[n].state, sizeof(v[n].state), "%s", (const char *)sqlite3_column_text(s, 1));
 		if (fg_kind_parse((const char *)sqlite3_column_text(s, 2), &v[n].kind) < 0)
 			v[n].kind = FG_KIND_NONE;
+		v[n].parent_id = column_ms(s, 3);
 		n++;
 	}
 	if (key && key != buf)
@@ -662,6 +698,8 @@ static int apply_recovery(struct apply *a, int64_t *ret_id)
 			r = history(a, v[i].id, v[i].state, "cleared");
 		if (r >= 0)
 			r = publish(a, v[i].id, "cleared");
+		if (r >= 0 && v[i].parent_id)
+			r = fg_incidents_child_cleared(a->inc, v[i].parent_id, a->now_ms);
 	}
 	if (r >= 0) {
 		*ret_id = n ? v[0].id : 0;

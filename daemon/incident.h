@@ -89,6 +89,12 @@ struct fg_incident {
 	int64_t reopened;          /* times reopened */
 	char *site;                /* compound (registry) or source: storm grouping */
 	int64_t parent_id;         /* site incident it is grouped under, 0 = none */
+
+	/* Its device in the registry (registry.h), read with the incident:
+	 * reg[FG_REG_*], NULL when absent; registered = 0 for an unknown
+	 * device. */
+	int registered;
+	char *reg[13];
 };
 
 void fg_incident_clear(struct fg_incident *inc);   /* frees strings, NULL-safe */
@@ -130,6 +136,12 @@ int fg_incidents_mark_reported(fg_incidents *inc, int64_t incident_id,
  * default) incidents only ever open, fold and clear: nothing reopens. */
 void fg_incidents_set_conf(fg_incidents *inc, const struct fg_conf *conf);
 
+/* Offline reports of incidents opened before until_ms wait until then (and
+ * are dropped if the device is back): firegridd just started, or the
+ * broker link just came back. */
+void fg_incidents_settle(fg_incidents *inc, int64_t until_ms);
+int64_t fg_incidents_settle_until(fg_incidents *inc);
+
 /* A sink accepted a revision: fg_incidents_mark_reported, and when the
  * response body is a JSON object with a string "case_no" and the incident
  * has none yet, keep it (later revisions carry it).  Inside the group
@@ -155,7 +167,8 @@ int fg_incident_history_add(fg_store *st, int64_t id, int64_t at_ms, const char 
 
 /* Queue the incident's current revision for the sinks as `change`
  * (trigger may be NULL).  Nothing is queued while its report is held
- * (hold_until_ms) or without an outbox.  0 or -errno. */
+ * (hold_until_ms), for an incident grouped under a site incident
+ * (parent_id), or without an outbox.  0 or -errno. */
 int fg_incidents_publish(fg_incidents *inc, int64_t id, const char *change,
                          const struct fg_ev *trigger, int64_t now_ms);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lifecycle.h"
+#include "registry.h"
 #include "util.h"
 
 #define MAX_ID 128
@@ -353,10 +354,59 @@ static const char SQL_ACT[] =
 static const char SQL_OVERDUE[] =
 	"UPDATE incidents SET overdue = 1, revision = revision + 1 WHERE id = ?1";
 
-static const char SQL_FLAGS[] =
-	"SELECT flags FROM devices WHERE id = ?1 AND registered = 1";
 static const char SQL_ON_OPEN[] =
 	"UPDATE incidents SET confirmed = ?2, confirm_due_ms = ?3, hold_until_ms = ?4 WHERE id = ?1";
+static const char SQL_KNOCK[] =
+	"SELECT i.id, i.confirmed, i.state FROM devices AS d JOIN incidents AS i ON i.device = d.id"
+	" WHERE d.registered = 1 AND d.compound = ?1 AND d.building = ?2"
+	" AND (?3 IS NULL OR d.unit = ?3) AND d.id <> ?4"
+	" AND i.state <> 'closed' AND i.state <> 'resolved'"
+	" AND i.kind IN ('smoke', 'heat', 'co', 'residual_current') AND i.last_seen_ms >= ?5";
+static const char SQL_SET_SITE[] = "UPDATE incidents SET site = ?2 WHERE id = ?1";
+static const char SQL_HOLD[] = "UPDATE incidents SET hold_until_ms = ?2 WHERE id = ?1";
+static const char SQL_SITE_PARENT[] =
+	"SELECT id, device, dedup_key FROM incidents WHERE site = ?1 AND kind = 'offline'"
+	" AND state <> 'closed' AND parent_id IS NULL AND hold_until_ms IS NULL AND id <> ?3"
+	" ORDER BY dedup_key <> ?2, id";
+static const char SQL_JOIN_SITE[] =
+	"UPDATE incidents SET parent_id = ?2, hold_until_ms = NULL WHERE id = ?1";
+static const char SQL_SITE_COUNT[] =
+	"UPDATE incidents SET count = count + 1, last_seen_ms = max(last_seen_ms, ?2) WHERE id = ?1";
+static const char SQL_SITE_AGAIN[] =
+	"UPDATE incidents SET cleared_ms = NULL, resolved_ms = NULL, revision = revision + 1,"
+	" state = CASE state WHEN 'resolved' THEN 'reopened' ELSE state END WHERE id = ?1";
+static const char SQL_HELD_COUNT[] =
+	"SELECT count(*) FROM incidents WHERE site = ?1 AND kind = 'offline' AND state <> 'closed'"
+	" AND parent_id IS NULL AND hold_until_ms IS NOT NULL AND opened_ms >= ?2";
+static const char SQL_STORM_NEW[] =
+	"INSERT INTO incidents(dedup_key, device, source, plugin, kind, severity, state, revision,"
+	" count, opened_ms, last_seen_ms, site)"
+	" VALUES(?1, ?2, ?3, 'firegrid', 'offline', 'major', 'open', 1, ?4, ?5, ?5, ?6)";
+static const char SQL_GROUP_HELD[] =
+	"UPDATE incidents SET parent_id = ?1, hold_until_ms = NULL WHERE site = ?2"
+	" AND kind = 'offline' AND state <> 'closed' AND parent_id IS NULL"
+	" AND hold_until_ms IS NOT NULL AND id <> ?1";
+static const char SQL_GROUP_HISTORY[] =
+	"INSERT INTO incident_history(incident_id, at_ms, from_state, to_state, actor, channel,"
+	" note, revision) SELECT id, ?2, state, state, 'firegrid', 'correlation',"
+	" 'grouped under site incident ' || ?1, revision FROM incidents WHERE parent_id = ?1"
+	" AND NOT EXISTS (SELECT 1 FROM incident_history AS h WHERE h.incident_id = incidents.id"
+	" AND h.channel = 'correlation')";
+static const char SQL_CHILDREN_DOWN[] =
+	"SELECT count(*) FROM incidents WHERE parent_id = ?1 AND state <> 'closed'"
+	" AND cleared_ms IS NULL";
+static const char SQL_SITE_BACK[] =
+	"UPDATE incidents SET cleared_ms = ?2, resolved_ms = ?2, revision = revision + 1,"
+	" state = CASE WHEN state IN ('resolved', 'closed') THEN state ELSE 'resolved' END"
+	" WHERE id = ?1";
+static const char SQL_CLOSE_CHILDREN_HISTORY[] =
+	"INSERT INTO incident_history(incident_id, at_ms, from_state, to_state, actor, channel,"
+	" note, revision) SELECT id, ?2, state, 'closed', ?3, ?4,"
+	" 'closed with site incident ' || ?1, revision FROM incidents WHERE parent_id = ?1"
+	" AND state <> 'closed'";
+static const char SQL_CLOSE_CHILDREN[] =
+	"UPDATE incidents SET state = 'closed', closed_ms = ?2, disposition = ?3,"
+	" next_due_ms = NULL, esc_due_ms = NULL WHERE parent_id = ?1 AND state <> 'closed'";
 static const char SQL_ESC_DUE[] = "UPDATE incidents SET esc_due_ms = ?2 WHERE id = ?1";
 static const char SQL_ESCALATE[] =
 	"UPDATE incidents SET esc_level = esc_level + 1, esc_due_ms = ?2, overdue = 1,"
@@ -422,6 +472,25 @@ static int live_conflict(fg_store *st, const struct fg_incident *row, int64_t *r
 	return r;
 }
 
+static int close_children(fg_store *st, int64_t id, const struct fg_action_req *a,
+                          const char *channel, int64_t now_ms)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_CLOSE_CHILDREN_HISTORY);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	fg_store_bind_text(s, 3, a->actor);
+	fg_store_bind_text(s, 4, channel);
+	int r = fg_store_step_done(s);
+	if (r < 0 || !(s = fg_store_stmt(st, SQL_CLOSE_CHILDREN)))
+		return r < 0 ? r : -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	fg_store_bind_text(s, 3, fg_disposition_name(a->disposition));
+	return fg_store_step_done(s);
+}
+
 struct act {
 	fg_incidents *inc;
 	int64_t id;
@@ -475,6 +544,10 @@ static int act_body(void *ctx)
 
 	char channel[80];
 	snprintf(channel, sizeof(channel), "api:%s", x->client ? x->client : "-");
+	/* Closing a site incident closes the device incidents grouped under it. */
+	if (strcmp(to, FG_STATE_CLOSED) == 0 &&
+	    (r = close_children(st, x->id, a, channel, x->now_ms)) < 0)
+		return r;
 	if ((r = fg_incidents_reschedule(x->inc, x->id, x->now_ms)) < 0 ||
 	    (r = fg_incident_history_add(st, x->id, x->now_ms, x->res->from, a->actor, channel,
 	                                 a->note)) < 0 ||
@@ -567,27 +640,6 @@ static int exec_id(fg_store *st, const char *sql, int64_t id, int64_t v, bool v_
 	return fg_store_step_done(s);
 }
 
-/* Does the registry give the device this household flag? */
-static bool device_flag(fg_store *st, const char *device, const char *flag)
-{
-	sqlite3_stmt *s = fg_store_stmt(st, SQL_FLAGS);
-	if (!s)
-		return false;
-	fg_store_bind_text(s, 1, device);
-	bool found = false;
-	if (fg_store_step_row(s) > 0) {
-		const char *flags = (const char *)sqlite3_column_text(s, 0);
-		size_t n = strlen(flag);
-		for (const char *p = flags; p && *p; p += strcspn(p, " ")) {
-			p += strspn(p, " ");
-			if (strncmp(p, flag, n) == 0 && (p[n] == ' ' || p[n] == '\0'))
-				found = true;
-		}
-		sqlite3_reset(s);
-	}
-	return found;
-}
-
 /* A manual call point or panic button: {"manual": true} or {"trigger":
  * "manual" | "panic"} in the event's attrs. */
 static bool manual_trigger(const struct fg_ev *ev)
@@ -613,12 +665,213 @@ int fg_incidents_reschedule(fg_incidents *inc, int64_t id, int64_t now_ms)
 		due = 0;
 	else if (!due && conf)
 		due = fg_escalation_next(fg_escalation_tiers(conf, row.kind,
-		                                             device_flag(st, row.device, "elderly_alone")),
+		                                             fg_registry_has_flag(st, row.device, "elderly_alone")),
 		                         row.esc_level, now_ms);
 	if (due != row.esc_due_ms)
 		r = exec_id(st, SQL_ESC_DUE, id, due, due == 0);
 	fg_incident_clear(&row);
 	return r < 0 ? r : due_refresh(st, id);
+}
+
+/* A revision made by correlation (actor "firegrid", channel
+ * "correlation"). */
+static int correlation_revision(fg_incidents *inc, int64_t id, const char *from_state,
+                                const char *change, const char *note, int64_t now_ms)
+{
+	int r = fg_incident_history_add(fg_incidents_store(inc), id, now_ms, from_state, "firegrid",
+	                                "correlation", note);
+	return r < 0 ? r : fg_incidents_publish(inc, id, change, NULL, now_ms);
+}
+
+/*
+ * The double knock by place: live fire-class incidents of other registered
+ * detectors in the same building (or unit) seen within confirm_window.
+ * Those still unconfirmed are confirmed now (a revision each); returns how
+ * many such detectors there are (then the new one is confirmed too).
+ */
+static int double_knock(fg_incidents *inc, const struct fg_incident *row, int64_t now_ms)
+{
+	const struct fg_conf *conf = fg_incidents_conf(inc);
+	fg_store *st = fg_incidents_store(inc);
+	if (!row->registered || !row->reg[FG_REG_COMPOUND] || !row->reg[FG_REG_BUILDING] ||
+	    (conf->confirm_scope_unit && !row->reg[FG_REG_UNIT]))
+		return 0;
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_KNOCK);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, row->reg[FG_REG_COMPOUND]);
+	fg_store_bind_text(s, 2, row->reg[FG_REG_BUILDING]);
+	fg_store_bind_text(s, 3, conf->confirm_scope_unit ? row->reg[FG_REG_UNIT] : NULL);
+	fg_store_bind_text(s, 4, row->device);
+	sqlite3_bind_int64(s, 5, now_ms - conf->confirm_window_ms);
+	int64_t ids[32];
+	char states[32][24];
+	size_t n = 0;
+	int r, found = 0;
+	while ((r = fg_store_step_row(s)) > 0) {
+		found++;
+		if (!sqlite3_column_int(s, 1) && n < FG_ARRAY_SIZE(ids)) {
+			ids[n] = sqlite3_column_int64(s, 0);
+			snprintf(states[n], sizeof(states[n]), "%s", sqlite3_column_text(s, 2));
+			n++;
+		}
+	}
+	if (r < 0)
+		return r;
+	char note[200];
+	snprintf(note, sizeof(note), "double knock: second detector %.64s in the same %s",
+	         row->device, conf->confirm_scope_unit ? "unit" : "building");
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = exec_id(st, SQL_CONFIRM, ids[i], 0, true);
+		if (r >= 0)
+			r = correlation_revision(inc, ids[i], states[i], "confirmed", note, now_ms);
+	}
+	return r < 0 ? r : found;
+}
+
+static bool is_bridge(fg_store *st, const char *device)
+{
+	size_t n = strlen(device);
+	return fg_registry_has_flag(st, device, "bridge") ||
+	       (n > 7 && strcmp(device + n - 7, "/bridge") == 0);
+}
+
+/* The live site-level offline incident of a site (a storm incident or an
+ * offline bridge), 0 when none. */
+static int64_t site_incident(fg_store *st, const char *site, const char *site_key, int64_t self)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_SITE_PARENT);
+	if (!s)
+		return 0;
+	fg_store_bind_text(s, 1, site);
+	fg_store_bind_text(s, 2, site_key);
+	sqlite3_bind_int64(s, 3, self);
+	int64_t id = 0;
+	while (fg_store_step_row(s) > 0) {
+		const char *dev = (const char *)sqlite3_column_text(s, 1);
+		if (strcmp((const char *)sqlite3_column_text(s, 2), site_key) == 0 ||
+		    (dev && is_bridge(st, dev))) {
+			id = sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+			break;
+		}
+	}
+	return id;
+}
+
+static int group_held(fg_store *st, const char *site, int64_t parent, int64_t now_ms)
+{
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_GROUP_HELD);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, parent);
+	fg_store_bind_text(s, 2, site);
+	int r = fg_store_step_done(s);
+	if (r < 0 || !(s = fg_store_stmt(st, SQL_GROUP_HISTORY)))
+		return r < 0 ? r : -EIO;
+	sqlite3_bind_int64(s, 1, parent);
+	sqlite3_bind_int64(s, 2, now_ms);
+	return fg_store_step_done(s);
+}
+
+/* Join a device's offline incident to its site incident (quietly). */
+static int join_site(fg_incidents *inc, const struct fg_incident *row, int64_t parent,
+                     int64_t now_ms)
+{
+	fg_store *st = fg_incidents_store(inc);
+	struct fg_incident p;
+	int r = exec_id(st, SQL_JOIN_SITE, row->id, parent, false);
+	if (r >= 0)
+		r = exec_id(st, SQL_SITE_COUNT, parent, now_ms, false);
+	if (r >= 0)
+		r = fg_incident_get(st, parent, &p);
+	if (r < 0)
+		return r;
+	/* The site was back already: it is not any more. */
+	if (p.cleared_ms) {
+		r = exec_id(st, SQL_SITE_AGAIN, parent, 0, true);
+		if (r >= 0)
+			r = correlation_revision(inc, parent, p.state,
+			                         strcmp(p.state, FG_STATE_RESOLVED) ? "updated" : "reopened",
+			                         "devices of the site offline again", now_ms);
+		if (r >= 0)
+			r = fg_incidents_reschedule(inc, parent, now_ms);
+	}
+	fg_incident_clear(&p);
+	return r;
+}
+
+/* More than storm_devices held offline reports of the site: one site
+ * incident takes them all. */
+static int storm(fg_incidents *inc, const struct fg_incident *row, const char *site,
+                 const char *site_key, int64_t now_ms)
+{
+	const struct fg_conf *conf = fg_incidents_conf(inc);
+	fg_store *st = fg_incidents_store(inc);
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_HELD_COUNT);
+	if (!s)
+		return -EIO;
+	fg_store_bind_text(s, 1, site);
+	sqlite3_bind_int64(s, 2, now_ms - conf->storm_window_ms);
+	int r = fg_store_step_row(s);
+	int64_t held = r > 0 ? sqlite3_column_int64(s, 0) : 0;
+	if (r > 0)
+		sqlite3_reset(s);
+	if (r < 0 || held <= conf->storm_devices)
+		return r < 0 ? r : 0;
+
+	char dev[160], note[200];
+	snprintf(dev, sizeof(dev), "site:%s", site);
+	if (!(s = fg_store_stmt(st, SQL_STORM_NEW)))
+		return -EIO;
+	fg_store_bind_text(s, 1, site_key);
+	fg_store_bind_text(s, 2, dev);
+	fg_store_bind_text(s, 3, row->source);
+	sqlite3_bind_int64(s, 4, held);
+	sqlite3_bind_int64(s, 5, now_ms);
+	fg_store_bind_text(s, 6, site);
+	if ((r = fg_store_step_done(s)) < 0)
+		return r;
+	int64_t sid = sqlite3_last_insert_rowid(fg_store_db(st));
+	snprintf(note, sizeof(note), "%lld devices of site %.64s offline within %llds",
+	         (long long)held, site, (long long)(conf->storm_window_ms / 1000));
+	if ((r = group_held(st, site, sid, now_ms)) < 0 ||
+	    (r = fg_incidents_reschedule(inc, sid, now_ms)) < 0 ||
+	    (r = correlation_revision(inc, sid, NULL, "opened", note, now_ms)) < 0)
+		return r;
+	return 1;
+}
+
+/* A device went offline: group it under its site when the site is down,
+ * else hold its report for storm_window (and while settling). */
+static int offline_open(fg_incidents *inc, const struct fg_incident *row, int64_t now_ms)
+{
+	const struct fg_conf *conf = fg_incidents_conf(inc);
+	fg_store *st = fg_incidents_store(inc);
+	const char *site = row->reg[FG_REG_COMPOUND] ? row->reg[FG_REG_COMPOUND] : row->source;
+	char site_key[200];
+	snprintf(site_key, sizeof(site_key), "site:%.150s|offline", site);
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_SET_SITE);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, row->id);
+	fg_store_bind_text(s, 2, site);
+	int r = fg_store_step_done(s);
+	if (r < 0)
+		return r;
+	if (is_bridge(st, row->device))
+		/* The bridge is the site: its own incident goes out at once and
+		 * takes the offline reports still held. */
+		return group_held(st, site, row->id, now_ms);
+	int64_t parent = site_incident(st, site, site_key, row->id);
+	if (parent)
+		return join_site(inc, row, parent, now_ms);
+	int64_t hold = conf->storm_window_ms ? now_ms + conf->storm_window_ms : 0;
+	if (fg_incidents_settle_until(inc) > now_ms && fg_incidents_settle_until(inc) > hold)
+		hold = fg_incidents_settle_until(inc);
+	if (hold && (r = exec_id(st, SQL_HOLD, row->id, hold, false)) < 0)
+		return r;
+	return conf->storm_window_ms ? storm(inc, row, site, site_key, now_ms) : 0;
 }
 
 int fg_incidents_on_open(fg_incidents *inc, int64_t id, const struct fg_ev *ev, int64_t now_ms)
@@ -627,19 +880,64 @@ int fg_incidents_on_open(fg_incidents *inc, int64_t id, const struct fg_ev *ev, 
 	fg_store *st = fg_incidents_store(inc);
 	if (!conf)
 		return 0;
+	struct fg_incident row;
+	int r = fg_incident_get(st, id, &row);
+	if (r < 0)
+		return r;
 	bool unconfirmed = fg_kind_is_fire(ev->kind) && !manual_trigger(ev) &&
-	                   !device_flag(st, ev->device, "elderly_alone");
+	                   !fg_registry_has_flag(st, ev->device, "elderly_alone");
+	if (unconfirmed && (r = double_knock(inc, &row, now_ms)) > 0)
+		unconfirmed = false;
 	int64_t hold = ev->kind == FG_KIND_FIRE_LANE_BLOCKED && conf->fire_lane_hold_ms > 0
 	               ? now_ms + conf->fire_lane_hold_ms : 0;
-	sqlite3_stmt *s = fg_store_stmt(st, SQL_ON_OPEN);
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int(s, 2, !unconfirmed);
-	bind_opt_ms(s, 3, unconfirmed ? now_ms + conf->confirm_persist_ms : 0);
-	bind_opt_ms(s, 4, hold);
-	int r = fg_store_step_done(s);
+	sqlite3_stmt *s = r < 0 ? NULL : fg_store_stmt(st, SQL_ON_OPEN);
+	if (r >= 0 && !s)
+		r = -EIO;
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int(s, 2, !unconfirmed);
+		bind_opt_ms(s, 3, unconfirmed ? now_ms + conf->confirm_persist_ms : 0);
+		bind_opt_ms(s, 4, hold);
+		r = fg_store_step_done(s);
+	}
+	if (r >= 0 && ev->kind == FG_KIND_OFFLINE)
+		r = offline_open(inc, &row, now_ms);
+	fg_incident_clear(&row);
 	return r < 0 ? r : fg_incidents_reschedule(inc, id, now_ms);
+}
+
+int fg_incidents_child_cleared(fg_incidents *inc, int64_t parent_id, int64_t now_ms)
+{
+	fg_store *st = fg_incidents_store(inc);
+	struct fg_incident p;
+	int r = fg_incident_get(st, parent_id, &p);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	/* Only a storm incident ends with its devices; a bridge says itself. */
+	if (p.cleared_ms || !fg_state_live(p.state) || strncmp(p.dedup_key, "site:", 5) != 0) {
+		fg_incident_clear(&p);
+		return 0;
+	}
+	sqlite3_stmt *s = fg_store_stmt(st, SQL_CHILDREN_DOWN);
+	if (!s) {
+		fg_incident_clear(&p);
+		return -EIO;
+	}
+	sqlite3_bind_int64(s, 1, parent_id);
+	r = fg_store_step_row(s);
+	int64_t down = r > 0 ? sqlite3_column_int64(s, 0) : 0;
+	if (r > 0)
+		sqlite3_reset(s);
+	if (r >= 0 && down == 0) {
+		r = exec_id(st, SQL_SITE_BACK, parent_id, now_ms, false);
+		if (r >= 0)
+			r = fg_incidents_reschedule(inc, parent_id, now_ms);
+		if (r >= 0)
+			r = correlation_revision(inc, parent_id, p.state, "cleared",
+			                         "every device of the site is back", now_ms);
+	}
+	fg_incident_clear(&p);
+	return r;
 }
 
 /* A revision made by the clock: history (actor "firegrid", channel
@@ -701,7 +999,7 @@ static int escalate(struct due *x, const struct fg_incident *row)
 {
 	fg_store *st = fg_incidents_store(x->inc);
 	const struct fg_conf_tiers *t = fg_escalation_tiers(fg_incidents_conf(x->inc), row->kind,
-	                                                    device_flag(st, row->device, "elderly_alone"));
+	                                                    fg_registry_has_flag(st, row->device, "elderly_alone"));
 	int level = row->esc_level + 1;
 	int64_t next = fg_escalation_next(t, level, row->esc_due_ms);
 	char note[128], waited[32] = "?";

@@ -189,6 +189,11 @@ int fg_incidents_run_due(fg_incidents *inc, int64_t id, int64_t now_ms);
  */
 int fg_incidents_on_open(fg_incidents *inc, int64_t id, const struct fg_ev *ev, int64_t now_ms);
 
+/* A device incident grouped under site incident parent_id was cleared:
+ * when it was the last of a storm, the site incident clears (and
+ * resolves) too.  Inside the group transaction. */
+int fg_incidents_child_cleared(fg_incidents *inc, int64_t parent_id, int64_t now_ms);
+
 /* After a change of state or a new incident: start, stop or restart
  * escalation as the state needs, then recompute next_due_ms (the earliest
  * pending deadline).  Inside the group transaction. */

@@ -62,6 +62,7 @@ struct daemon {
 	fg_gb26875 *gb26875;         /* GB/T 26875.3 listeners; NULL without any */
 	fg_api *api;
 	fg_escalate *esc;            /* the deadline timer */
+	int64_t connects;            /* MQTT connects seen by on_msg */
 	fg_modbus *modbus;
 	fg_modbus *old_modbus;       /* closing after a reload */
 	bool modbus_restarting;
@@ -84,6 +85,14 @@ struct daemon {
 static void on_msg(void *data, const struct fg_msg *msg)
 {
 	struct daemon *d = data;
+	/* First message since the broker link (re)connected: offline reports
+	 * settle for a while, since what we missed is not the devices' fault.
+	 * (mqtt.h has no connect callback; its connect counter tells.) */
+	int64_t connects = fg_metrics_get("firegrid_mqtt_connects_total", NULL, NULL);
+	if (connects != d->connects) {
+		d->connects = connects;
+		fg_incidents_settle(d->inc, fg_now_ms() + d->conf->offline_settle_ms);
+	}
 	fg_ingest_msg(d->ing, msg);
 }
 

@@ -166,7 +166,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE devices ADD COLUMN contact TEXT;"
 	"ALTER TABLE devices ADD COLUMN registry_plugin TEXT;"
 	"ALTER TABLE devices ADD COLUMN registered_ms INTEGER;"
-	"CREATE INDEX devices_place ON devices(compound, building, unit) WHERE registered = 1;",
+	"CREATE INDEX devices_place ON devices(compound, building, unit) WHERE registered = 1;"
+	/* Storm grouping: the live incidents of one site. */
+	"CREATE INDEX incidents_site ON incidents(site, kind) WHERE state <> 'closed';",
 
 	/* 2 -> 3: the Modbus interlock (interlock.c) */
 	"CREATE TABLE interlock_actions("

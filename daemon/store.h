@@ -52,6 +52,7 @@
  *          site incident)
  *      INDEX on next_due_ms WHERE NOT NULL: the deadline timer
  *      INDEX on (dedup_key, closed_ms) WHERE state = 'closed': reopening
+ *      INDEX on (site, kind) WHERE state <> 'closed': storm grouping
  *   incident_actions(action_id TEXT PK, client, incident_id, request,
  *          status, response, at_ms)  WITHOUT ROWID: idempotent API actions
  *   devices: name, compound, building, unit, floor, room, grid_small,

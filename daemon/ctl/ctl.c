@@ -24,6 +24,7 @@ static const struct {
 	{ "dead-letters", ctl_cmd_dead_letters, "deliveries a sink refused for good [--limit N]" },
 	{ "decode", ctl_cmd_decode, "run files through a plugin: decode --plugin NAME FILE..." },
 	{ "plugins", ctl_cmd_plugins, "plugins in the plugin dir: version, ABI, options [--builtin]" },
+	{ "devices", ctl_cmd_devices, "the device registry: devices import FILE.csv [--replace] | export [FILE]" },
 	{ "interlock", ctl_cmd_interlock, "power cut-offs: interlock status | history | restore RULE" },
 };
 
@@ -58,11 +59,11 @@ static char *conf_db_path(const struct fg_conf *conf)
 	return path;
 }
 
-int ctl_store_path(struct ctl *c, char **ret)
+static int open_store(struct ctl *c, bool writable, fg_store **ret)
 {
-	if (c->db_path) {
-		*ret = strdup(c->db_path);
-	} else {
+	char *owned = NULL;
+	const char *path = c->db_path;
+	if (!path) {
 		if (!c->conf) {
 			char *errors = NULL;
 			int r = fg_conf_load(c->config_path, &c->conf, &errors);
@@ -73,24 +74,17 @@ int ctl_store_path(struct ctl *c, char **ret)
 				return r;
 			}
 		}
-		*ret = conf_db_path(c->conf);
+		path = owned = conf_db_path(c->conf);
+		if (!path) {
+			fprintf(stderr, "firegridctl: out of memory\n");
+			return -ENOMEM;
+		}
 	}
-	if (!*ret) {
-		fprintf(stderr, "firegridctl: out of memory\n");
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-int ctl_open_store(struct ctl *c, fg_store **ret)
-{
-	char *owned = NULL;
-	int r = ctl_store_path(c, &owned);
-	if (r < 0)
-		return r;
-	const char *path = owned;
-	r = fg_store_open_readonly(path, ret);
-	if (r == -ENOENT)
+	/* Writers (the registry import) create and migrate the store like
+	 * firegridd would, and wait for its group commits (busy timeout). */
+	int r = writable ? fg_store_open(path, c->conf ? c->conf->durability : FG_DURABILITY_FULL, ret)
+	                 : fg_store_open_readonly(path, ret);
+	if (r == -ENOENT && !writable)
 		fprintf(stderr, "firegridctl: %s: no firegrid store there (has firegridd run?)\n", path);
 	else if (r == -EPROTO)
 		fprintf(stderr, "firegridctl: %s: written by a newer firegrid; upgrade firegridctl\n", path);
@@ -98,6 +92,16 @@ int ctl_open_store(struct ctl *c, fg_store **ret)
 		fprintf(stderr, "firegridctl: cannot open %s: %s\n", path, fg_strerror(r));
 	free(owned);
 	return r;
+}
+
+int ctl_open_store(struct ctl *c, fg_store **ret)
+{
+	return open_store(c, false, ret);
+}
+
+int ctl_open_store_rw(struct ctl *c, fg_store **ret)
+{
+	return open_store(c, true, ret);
 }
 
 int ctl_json_print(struct json_t *doc)

@@ -56,8 +56,9 @@ struct ctl {
 /* Open the store read-only, resolving its path from --db or the config.
  * Prints a clear error and returns -errno on failure. */
 int ctl_open_store(struct ctl *c, fg_store **ret);
-/* Just the store's path (malloc'd), resolved the same way; prints why not. */
-int ctl_store_path(struct ctl *c, char **ret);
+
+/* The same, read-write (creating and migrating the store if needed). */
+int ctl_open_store_rw(struct ctl *c, fg_store **ret);
 
 /* Simple aligned table for human output: add a header row, then rows, then
  * print.  Cells are copied. */
@@ -83,6 +84,7 @@ int ctl_cmd_incidents(struct ctl *c, int argc, char **argv);
 int ctl_cmd_incident(struct ctl *c, int argc, char **argv);
 int ctl_cmd_outbox(struct ctl *c, int argc, char **argv);
 int ctl_cmd_dead_letters(struct ctl *c, int argc, char **argv);
+int ctl_cmd_devices(struct ctl *c, int argc, char **argv);       /* ctl_devices.c */
 int ctl_cmd_plugins(struct ctl *c, int argc, char **argv);
 
 /* Where firegridd looks for plugin modules: [daemon] plugin_dir of the

@@ -334,82 +334,60 @@ static int interlock_history(struct ctl *c, const char *rule, long long limit)
 
 /*
  * Queue a restore for firegridd: one row in interlock_commands, written
- * through a read-write connection of our own (never migrating: the daemon
- * owns the schema).  With wait_s, watch the row until the daemon marks it
- * done.
+ * through the read-write store (the daemon polls the table every second).
+ * With wait_s, watch the row until the daemon marks it done.
  */
 static int interlock_restore(struct ctl *c, const char *rule, const char *actor,
                              const char *note, long long wait_s)
 {
-	char *path = NULL;
-	if (ctl_store_path(c, &path) < 0)
+	static const char sql_insert[] =
+		"INSERT INTO interlock_commands(created_ms, rule, action, actor, note)"
+		" VALUES(?1, ?2, 'restore', ?3, ?4)";
+	static const char sql_done[] =
+		"SELECT done_ms, result, action_id FROM interlock_commands WHERE id = ?1";
+	fg_store *st = NULL;
+	if (ctl_open_store_rw(c, &st) < 0)
 		return 1;
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-	if (rc != SQLITE_OK) {
-		fprintf(stderr, "firegridctl: cannot open %s: %s\n", path,
-		        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close(db);
-		free(path);
+	sqlite3_stmt *s = fg_store_stmt(st, sql_insert);
+	if (!s) {
+		fg_store_close(st);
 		return 1;
-	}
-	free(path);
-	sqlite3_busy_timeout(db, 5000);
-	int ret = 1;
-	sqlite3_stmt *s = NULL;
-	int version = 0;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
-	    sqlite3_step(s) == SQLITE_ROW)
-		version = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	s = NULL;
-	if (version < FG_INTERLOCK_SCHEMA_VERSION) {
-		fprintf(stderr, "firegridctl interlock: the store has no interlock tables (schema "
-		        "v%d); is this firegridd's store?\n", version);
-		goto out;
-	}
-	if (sqlite3_prepare_v2(db, "INSERT INTO interlock_commands(created_ms, rule, action, actor,"
-	                       " note) VALUES(?1, ?2, 'restore', ?3, ?4)", -1, &s, NULL) != SQLITE_OK) {
-		fprintf(stderr, "firegridctl interlock: %s\n", sqlite3_errmsg(db));
-		goto out;
 	}
 	sqlite3_bind_int64(s, 1, fg_now_ms());
-	sqlite3_bind_text(s, 2, rule, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, actor, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, note, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE) {
+	fg_store_bind_text(s, 2, rule);
+	fg_store_bind_text(s, 3, actor);
+	fg_store_bind_text(s, 4, note);
+	int r = fg_store_step_done(s);
+	if (r < 0) {
 		fprintf(stderr, "firegridctl interlock: cannot queue the command: %s\n",
-		        sqlite3_errmsg(db));
-		goto out;
+		        fg_strerror(r));
+		fg_store_close(st);
+		return 1;
 	}
-	sqlite3_finalize(s);
-	s = NULL;
-	sqlite3_int64 id = sqlite3_last_insert_rowid(db);
+	int64_t id = sqlite3_last_insert_rowid(fg_store_db(st));
 
 	bool done = false;
 	json_t *result = json_null(), *action = json_null();
 	int64_t deadline = fg_mono_ms() + wait_s * 1000;
-	if (sqlite3_prepare_v2(db, "SELECT done_ms, result, action_id FROM interlock_commands"
-	                       " WHERE id = ?1", -1, &s, NULL) != SQLITE_OK)
-		goto out;
-	while (wait_s > 0) {
-		sqlite3_reset(s);
+	while (wait_s > 0 && (s = fg_store_stmt(st, sql_done))) {
 		sqlite3_bind_int64(s, 1, id);
-		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-			done = true;
-			json_decref(result);
-			json_decref(action);
-			result = text_or_null(s, 1);
-			action = sqlite3_column_type(s, 2) == SQLITE_NULL ? json_null()
-				: json_integer(sqlite3_column_int64(s, 2));
-			break;
+		if (fg_store_step_row(s) > 0) {
+			if (sqlite3_column_type(s, 0) != SQLITE_NULL) {
+				done = true;
+				json_decref(result);
+				json_decref(action);
+				result = text_or_null(s, 1);
+				action = sqlite3_column_type(s, 2) == SQLITE_NULL ? json_null()
+					: json_integer(sqlite3_column_int64(s, 2));
+			}
+			sqlite3_reset(s);
 		}
-		if (fg_mono_ms() >= deadline)
+		if (done || fg_mono_ms() >= deadline)
 			break;
-		sqlite3_reset(s);
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	fg_store_close(st);
 	const char *res = json_string_value(result);
 	bool ok = !wait_s || (done && res && (strcmp(res, "verified") == 0 ||
 	                                      strcmp(res, "dry run") == 0));
@@ -428,11 +406,7 @@ static int interlock_restore(struct ctl *c, const char *rule, const char *actor,
 	}
 	json_decref(result);
 	json_decref(action);
-	ret = ok ? 0 : 1;
-out:
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return ret;
+	return ok ? 0 : 1;
 }
 
 int ctl_cmd_interlock(struct ctl *c, int argc, char **argv)

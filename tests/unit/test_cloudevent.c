@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cloudevent.h"
+#include "registry.h"
 #include "store_test.h"
 
 static void check_body(const char *got, const char *want)
@@ -41,8 +42,9 @@ static void test_realarm_with_event(void)
 	char *body = fg_cloudevent_build("gw1", "gw1-42-2", "updated", &inc, &ev, 1741918365125LL);
 	check_body(body,
 		"{\"data\":{"
-		"\"device\":{\"id\":\"0x00158d0001a2b3c4\",\"plugin\":\"zigbee2mqtt\","
-		"\"registered\":false,\"source\":\"z2m\"},"
+		"\"device\":{\"contact\":null,\"flags\":[],\"grid\":null,"
+		"\"id\":\"0x00158d0001a2b3c4\",\"location\":null,\"name\":null,"
+		"\"plugin\":\"zigbee2mqtt\",\"registered\":false,\"source\":\"z2m\"},"
 		"\"event\":{\"attrs\":{\"battery\":99,\"linkquality\":120,\"model\":\"HS1SA\"},"
 		"\"device_time\":\"2025-03-14T02:12:45.000Z\",\"kind\":\"smoke\","
 		"\"received_at\":\"2025-03-14T02:12:45.120Z\",\"severity\":\"critical\","
@@ -98,6 +100,12 @@ static void test_cleared_with_value(void)
 		.dispatched_ms = 1741918365120LL,
 		.reopened = 1,
 		.parent_id = 5,
+		/* ... of a registered device. */
+		.registered = 1,
+		.reg = { [FG_REG_NAME] = "shed 1 port 3", [FG_REG_COMPOUND] = "heping",
+		         [FG_REG_BUILDING] = "3", [FG_REG_UNIT] = "2", [FG_REG_GRID_SMALL] = "b3",
+		         [FG_REG_GRID_MEDIUM] = "community-5", [FG_REG_GRID_LARGE] = "street-2",
+		         [FG_REG_FLAGS] = "bridge elderly_alone", [FG_REG_CONTACT] = "property desk" },
 	};
 	struct fg_ev ev = test_ev(inc.device, FG_KIND_CLEAR, FG_SEV_INFO, 1741918405000LL);
 	ev.source = "shed";
@@ -110,8 +118,11 @@ static void test_cleared_with_value(void)
 	char *body = fg_cloudevent_build("gw-2", "gw-2-7-3", "cleared", &inc, &ev, 1741918405001LL);
 	check_body(body,
 		"{\"data\":{"
-		"\"device\":{\"id\":\"shed1-port3\",\"plugin\":\"generic-json\","
-		"\"registered\":false,\"source\":\"shed\"},"
+		"\"device\":{\"contact\":\"property desk\",\"flags\":[\"bridge\",\"elderly_alone\"],"
+		"\"grid\":{\"large\":\"street-2\",\"medium\":\"community-5\",\"small\":\"b3\"},"
+		"\"id\":\"shed1-port3\",\"location\":{\"building\":\"3\",\"compound\":\"heping\","
+		"\"floor\":null,\"room\":null,\"unit\":\"2\"},\"name\":\"shed 1 port 3\","
+		"\"plugin\":\"generic-json\",\"registered\":true,\"source\":\"shed\"},"
 		"\"event\":{\"attrs\":{},\"clears\":\"residual_current\",\"kind\":\"clear\","
 		"\"received_at\":\"2025-03-14T02:13:25.000Z\",\"severity\":\"info\","
 		"\"topic\":\"sheds/1/3\",\"unit\":\"mA\",\"value\":0.1},"

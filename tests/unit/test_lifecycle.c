@@ -8,6 +8,7 @@
 #include "incident.h"
 #include "lifecycle.h"
 #include "outbox.h"
+#include "registry.h"
 #include "store.h"
 #include "store_test.h"
 #include "util.h"
@@ -434,6 +435,140 @@ static void test_fire_lane_hold(void)
 	CHECK(col(id2, "next_due_ms") == rel + 86400000);
 }
 
+/* ---- correlation: double knock, storms, settling ---------------------------- */
+
+static void registry(const char *csv)
+{
+	struct fg_registry_row *rows = NULL;
+	size_t n = 0;
+	char *errs = NULL;
+	CHECK(fg_registry_parse_csv("t.csv", csv, strlen(csv), &rows, &n, &errs) == 0);
+	if (errs)
+		fprintf(stderr, "%s\n", errs);
+	free(errs);
+	CHECK(fg_registry_import(st, rows, n, false, 1) == (int)n);
+	fg_registry_rows_free(rows, n);
+}
+
+static void test_double_knock(void)
+{
+	conf.confirm_window_ms = 120000;
+	registry("device_id,compound,building,unit,flags\n"
+	         "k1,east,3,1,\nk2,east,3,2,\nk3,east,4,1,\nk4,east,3,1,\n"
+	         "k5,east,3,2,elderly_alone\nk6,east,5,1,\nk7,east,5,2,\n");
+	int64_t t0 = 300000000;
+	int64_t a = open_alarm("k1", FG_KIND_SMOKE, t0);
+	CHECK(col(a, "confirmed") == 0);
+	int64_t b = open_alarm("k3", FG_KIND_HEAT, t0 + 10000);       /* another building */
+	CHECK(col(b, "confirmed") == 0 && col(a, "confirmed") == 0);
+	int64_t c = open_alarm("k2", FG_KIND_SMOKE, t0 + 30000);      /* second knock */
+	CHECK(col(c, "confirmed") == 1 && col(c, "confirm_due_ms IS NULL") == 1);
+	CHECK(col(a, "confirmed") == 1 && col(a, "confirm_due_ms IS NULL") == 1);
+	CHECK(webhooks(a, "confirmed") == 1 && webhooks(c, "confirmed") == 0);
+	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld AND note ="
+	        " 'double knock: second detector k2 in the same building' AND channel ="
+	        " 'correlation'", (long long)a) == 1);
+	CHECK(col(b, "confirmed") == 0);
+	/* Outside the window: no knock. */
+	int64_t d = open_alarm("k4", FG_KIND_SMOKE, t0 + 200000);
+	CHECK(col(d, "confirmed") == 0);
+	/* An elderly person living alone: confirmed at once. */
+	int64_t e = open_alarm("k5", FG_KIND_CO, t0 + 400000);
+	CHECK(col(e, "confirmed") == 1);
+	/* Scope unit: the same building is not enough. */
+	conf.confirm_scope_unit = 1;
+	int64_t f = open_alarm("k6", FG_KIND_SMOKE, t0 + 500000);
+	int64_t g = open_alarm("k7", FG_KIND_SMOKE, t0 + 500001);
+	CHECK(col(f, "confirmed") == 0 && col(g, "confirmed") == 0);
+	conf.confirm_scope_unit = 0;
+	conf.confirm_window_ms = 0;
+}
+
+static int64_t offline(const char *device, const char *source, int64_t t)
+{
+	struct fg_ev ev = test_ev(device, FG_KIND_OFFLINE, FG_SEV_WARNING, t);
+	ev.source = source;
+	int64_t id = -1;
+	CHECK(fg_incidents_apply(incs, &ev, &id) == FG_APPLY_OPENED);
+	return id;
+}
+
+static void online(const char *device, int64_t t)
+{
+	struct fg_ev ev = test_ev(device, FG_KIND_ONLINE, FG_SEV_INFO, t);
+	int64_t id;
+	CHECK(fg_incidents_apply(incs, &ev, &id) == FG_APPLY_CLEARED);
+}
+
+static int64_t rows_of(int64_t id)
+{
+	return q("SELECT count(*) FROM outbox WHERE incident_id = %lld", (long long)id);
+}
+
+static void test_storm(void)
+{
+	struct fg_act_result res;
+	conf.storm_devices = 3;
+	conf.storm_window_ms = 60000;
+	registry("device_id,compound\ns1,west\ns2,west\ns3,west\ns4,west\ns5,west\n");
+	int64_t t0 = 400000000, ids[5];
+	const char *devs[] = { "s1", "s2", "s3", "s4", "s5" };
+	for (int i = 0; i < 3; i++) {
+		ids[i] = offline(devs[i], "z2m", t0 + i);
+		CHECK(col(ids[i], "hold_until_ms") == t0 + i + 60000 && rows_of(ids[i]) == 0);
+	}
+	ids[3] = offline("s4", "z2m", t0 + 3);
+	int64_t site = q("SELECT id FROM incidents WHERE dedup_key = 'site:west|offline'");
+	CHECK(site > 0);
+	CHECK(col(site, "count") == 4 && col(site, "state = 'open'") == 1);
+	CHECK(webhooks(site, "opened") == 1);
+	CHECK(col(site, "esc_due_ms") == t0 + 3 + 86400000);
+	for (int i = 0; i < 4; i++)
+		CHECK(col(ids[i], "parent_id") == site && col(ids[i], "hold_until_ms IS NULL") == 1 &&
+		      rows_of(ids[i]) == 0);
+	ids[4] = offline("s5", "z2m", t0 + 5000);
+	CHECK(col(ids[4], "parent_id") == site && col(site, "count") == 5 && rows_of(ids[4]) == 0);
+	/* Back one by one: quiet, until the last brings the site back. */
+	for (int i = 0; i < 4; i++)
+		online(devs[i], t0 + 10000 + i);
+	CHECK(col(site, "cleared_ms IS NULL") == 1 && webhooks(site, "cleared") == 0);
+	online("s5", t0 + 20000);
+	CHECK(col(site, "cleared_ms") == t0 + 20000 && col(site, "state = 'resolved'") == 1);
+	CHECK(webhooks(site, "cleared") == 1);
+	for (int i = 0; i < 5; i++)
+		CHECK(rows_of(ids[i]) == 0 && col(ids[i], "state = 'resolved'") == 1);
+	/* The center's close takes the devices' incidents along. */
+	CHECK(act(site, FG_ACTION_CLOSE, NULL, FG_DISP_DEVICE_FAULT, 0, t0 + 30000, &res) == 0);
+	CHECK(q("SELECT count(*) FROM incidents WHERE parent_id = %lld AND state = 'closed'"
+	        " AND disposition = 'device_fault'", (long long)site) == 5);
+
+	/* No storm: a held report that came back is dropped, one that did not
+	 * goes out at the end of the window. */
+	int64_t u1 = offline("u1", "z2m", t0 + 100000), u2 = offline("u2", "z2m", t0 + 100000);
+	online("u1", t0 + 110000);
+	CHECK(fg_incidents_run_due(incs, u1, t0 + 160000) == 0);
+	CHECK(col(u1, "state = 'closed'") == 1 && rows_of(u1) == 0);
+	CHECK(fg_incidents_run_due(incs, u2, t0 + 160000) == 1);
+	CHECK(webhooks(u2, "opened") == 1 && col(u2, "revision") == 1);
+	/* u1 was never reported: going offline again is a new incident. */
+	int64_t u1b = offline("u1", "z2m", t0 + 200000);
+	CHECK(u1b != u1);
+
+	/* A bridge going offline is the site incident: reported at once, and
+	 * the devices behind it join it. */
+	int64_t br = offline("zigbee2mqtt/bridge", "z2m-b", t0 + 300000);
+	CHECK(col(br, "hold_until_ms IS NULL") == 1 && webhooks(br, "opened") == 1);
+	int64_t u3 = offline("u3", "z2m-b", t0 + 300100);
+	CHECK(col(u3, "parent_id") == br && rows_of(u3) == 0);
+
+	/* Settling after a reconnect holds offline reports longer. */
+	fg_incidents_settle(incs, t0 + 900000);
+	int64_t u4 = offline("u4", "z2m-c", t0 + 400000);
+	CHECK(col(u4, "hold_until_ms") == t0 + 900000);
+	conf.storm_devices = 0;
+	conf.storm_window_ms = 0;
+}
+
 static void test_action_records(void)
 {
 	char *client = NULL, *request = NULL, *response = NULL;
@@ -467,6 +602,8 @@ int main(void)
 	test_escalation_math();
 	test_escalation_store();
 	test_fire_lane_hold();
+	test_double_knock();
+	test_storm();
 	test_action_records();
 	CHECK(fg_store_commit(st) == 0);
 	fg_incidents_free(incs);
