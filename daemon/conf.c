@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 
 #include "fg_config.h"
+#include "formats.h"
 #include "http.h"
 #include "modbus_map.h"
 #include "options.h"
@@ -91,6 +92,10 @@ static const struct choice durabilities[] = {
 static const struct choice severities[] = {
 	{ "info", FG_SEV_INFO }, { "warning", FG_SEV_WARNING }, { "major", FG_SEV_MAJOR },
 	{ "critical", FG_SEV_CRITICAL }, { NULL, 0 },
+};
+static const struct choice formats[] = {
+	{ "cloudevents", FG_FORMAT_CLOUDEVENTS }, { "pagerduty", FG_FORMAT_PAGERDUTY },
+	{ "cap", FG_FORMAT_CAP }, { NULL, 0 },
 };
 static const struct choice confirm_scopes[] = {
 	{ "building", 0 }, { "unit", 1 }, { NULL, 0 },
@@ -215,6 +220,11 @@ static const struct conf_key sink_keys[] = {
 	    "CA certificates (PEM) for https; unset = the system store", 0, 0 }, .flags = K_PATH },
 	{ .o = { "tls_verify", FG_OPT_BOOL, "true", K(tls_verify),
 	    "Verify the receiver's certificate and host name", 0, 0 } },
+	{ .o = { "format", FG_OPT_STRING, "cloudevents", K(format),
+	    "Body of each revision: cloudevents (CloudEvents 1.0 JSON), pagerduty (Events API v2), "
+	    "cap (OASIS CAP 1.2 XML); docs/formats.md", 0, 0 }, .choices = formats },
+	{ .o = { "routing_key", FG_OPT_STRING, NULL, K(routing_key),
+	    "format = pagerduty: the integration's routing key", 0, 0 }, .flags = K_SECRET },
 };
 #undef K
 
@@ -1413,6 +1423,9 @@ static void finish_sink(struct loader *l, struct cursec *sec)
 
 	if (s->retry_min_ms > s->retry_max_ms)
 		sec_error(l, key_line(l, sec, "retry_min"), "retry_min", "must not exceed retry_max");
+	if (s->format == FG_FORMAT_PAGERDUTY && !s->routing_key)
+		sec_error(l, key_line(l, sec, "format"), "routing_key",
+		          "format = pagerduty needs the integration's routing_key");
 }
 
 /* Every [gb26875] listener needs a source for its frames. */

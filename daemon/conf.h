@@ -38,7 +38,8 @@
  *   [source NAME]  plugin, topics (both required), qos (0..2), plugin options
  *   [sink NAME]    url, secret | secret_file (both required), timeout,
  *             connect_timeout, max_connections, retry_min, retry_max, give_up,
- *             min_severity (info|warning|major|critical), ca_file, tls_verify
+ *             min_severity (info|warning|major|critical), ca_file, tls_verify,
+ *             format (cloudevents|pagerduty|cap), routing_key | routing_key_file
  *   [api]     enabled, listen (list of ADDR:PORT), max_body, connection_limit,
  *             idle_timeout, signature_tolerance, metrics_public
  *   [client NAME]  token | token_file, secret | secret_file (at least one),
@@ -120,6 +121,9 @@ struct fg_conf_sink {
 	fg_severity min_severity;  /* default info: send everything */
 	char *ca_file;             /* optional, for https */
 	int tls_verify;            /* default 1 */
+	int format;                /* enum fg_format (formats.h): cloudevents (default),
+	                              pagerduty, cap */
+	char *routing_key;         /* pagerduty: the integration's routing key (or _file) */
 };
 
 /* An API client ([client NAME]): who may call the HTTP API, and for what. */

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cloudevent.h"
+#include "formats.h"
 #include "outbox.h"
+#include "util.h"
 
 struct fg_outbox {
 	fg_store *st;
@@ -94,22 +96,35 @@ int fg_outbox_enqueue(fg_outbox *ob, const struct fg_incident *inc,
 	                     (long long)inc->id, (long long)inc->revision) >= sizeof(webhook_id) ||
 	    (size_t)snprintf(type, sizeof(type), "org.firegrid.incident.%s", change) >= sizeof(type))
 		return -ENAMETOOLONG;
-	/* One body for every sink: the bytes are what gets signed, and a retry
-	 * re-sends exactly them. */
-	char *body = fg_cloudevent_build(conf->gateway_id, webhook_id, change, inc, trigger, now_ms);
-	if (!body)
-		return -ENOMEM;
-
+	/* One body per format (per sink for pagerduty, whose body holds the
+	 * sink's routing key), built once: the bytes are what gets signed, and
+	 * a retry re-sends exactly them. */
+	char *bodies[3] = { NULL, NULL, NULL };
 	int r = fg_store_begin(ob->st), n = 0;
 	for (size_t i = 0; r >= 0 && i < conf->n_sinks; i++) {
-		if (inc->severity < conf->sinks[i].min_severity)
+		const struct fg_conf_sink *sk = &conf->sinks[i];
+		if (inc->severity < sk->min_severity)
 			continue;
+		int fmt = sk->format >= 0 && sk->format < 3 ? sk->format : FG_FORMAT_CLOUDEVENTS;
+		bool shared = fmt != FG_FORMAT_PAGERDUTY;
+		char *body = shared ? bodies[fmt] : NULL;
+		if (!body)
+			body = fg_format_body(sk, conf->gateway_id, webhook_id, change, inc, trigger,
+			                      now_ms);
+		if (!body) {
+			r = -ENOMEM;
+			break;
+		}
+		if (shared)
+			bodies[fmt] = body;
 		sqlite3_stmt *s = fg_store_stmt(ob->st, SQL_ENQUEUE);
 		if (!s) {
+			if (!shared)
+				free(body);
 			r = -EIO;
 			break;
 		}
-		fg_store_bind_text(s, 1, conf->sinks[i].name);
+		fg_store_bind_text(s, 1, sk->name);
 		sqlite3_bind_int64(s, 2, inc->id);
 		sqlite3_bind_int64(s, 3, inc->revision);
 		fg_store_bind_text(s, 4, webhook_id);
@@ -118,10 +133,13 @@ int fg_outbox_enqueue(fg_outbox *ob, const struct fg_incident *inc,
 		fg_store_bind_text(s, 7, body);
 		sqlite3_bind_int64(s, 8, now_ms);
 		r = fg_store_step_done(s);
+		if (!shared)
+			free(body);
 		if (r >= 0)
 			n++;
 	}
-	free(body);
+	for (size_t f = 0; f < FG_ARRAY_SIZE(bodies); f++)
+		free(bodies[f]);
 	if (n > 0)
 		fg_store_mark_urgent(ob->st);   /* to be delivered: commit promptly */
 	return r < 0 ? r : n;

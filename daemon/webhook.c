@@ -1,5 +1,6 @@
 /* Webhook delivery over one curl multi handle on the loop; see webhook.h. */
 #include "webhook.h"
+#include "formats.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -334,7 +335,7 @@ static int req_start(struct wh_req *req, struct fg_outbox_row *row)
 
 	bool failed = false;
 	struct curl_slist *h = NULL;
-	h = add_header(h, &failed, "Content-Type: application/cloudevents+json");
+	h = add_header(h, &failed, "Content-Type: %s", fg_format_content_type(sink->conf->format));
 	h = add_header(h, &failed, "webhook-id: %s", row->webhook_id);
 	h = add_header(h, &failed, "webhook-timestamp: %" PRId64, ts);
 	h = add_header(h, &failed, "webhook-signature: %s", sig);

@@ -19,6 +19,10 @@
  * event (alarm_test), never alarm:true.  These detectors deep-sleep: their
  * Last Will flips to false after every wake-up, so `online:false` from a
  * sleeper is not an offline alarm; only mains-powered devices get one.
+ * Sleepers are supervised by their wake-ups instead: every message from one
+ * asks the host for a wake-up (fg_host.wake_at) at its wakeup_period plus
+ * wakeup_grace from now; if that wake-up comes first, the device missed its
+ * wake-up and is offline until it speaks again.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -36,11 +40,16 @@
 #define EPOCH_MIN_S 1e9
 #define BATTERY_HYSTERESIS 5.0
 #define MAX_PAYLOAD (256 * 1024)
+/* A wake-up this late ran after the gateway itself was down (the daemon
+ * runs due wake-ups about once a second): that is nobody's offline. */
+#define WAKE_LATE_MS 10000
 
 struct shelly_config {
 	const char *gen1_prefix;
 	int64_t battery_low_percent;
 	const char *sleeping_models;
+	int64_t wakeup_period_ms;
+	int64_t wakeup_grace_ms;
 };
 
 static const struct fg_option shelly_options[] = {
@@ -55,6 +64,12 @@ static const struct fg_option shelly_options[] = {
 	  offsetof(struct shelly_config, sleeping_models),
 	  "device id prefixes of battery devices that deep-sleep: their online=false is "
 	  "routine, not an offline alarm (devices reporting sys.wakeup_period count too)", 0, 0 },
+	{ "wakeup_period", FG_OPT_DURATION, "24h", offsetof(struct shelly_config, wakeup_period_ms),
+	  "how often a sleeper wakes up when it has not reported sys.wakeup_period itself "
+	  "(the Plus Smoke's default is 24h)", 1000, 30 * 86400000.0 },
+	{ "wakeup_grace", FG_OPT_DURATION, "1h", offsetof(struct shelly_config, wakeup_grace_ms),
+	  "a sleeper not heard of for its wakeup period plus this is offline (0 = no "
+	  "supervision)", 0, 7 * 86400000.0 },
 	FG_OPTION_END
 };
 
@@ -166,6 +181,72 @@ static void battery_transition(struct shelly *s, fg_decode_ctx *ctx, const char 
 	};
 	s->host->emit(ctx, &ev);
 	free(attrs);
+}
+
+static bool is_sleeper(struct shelly *s, fg_decode_ctx *ctx, const char *device)
+{
+	const char *wp = s->host->state_get(ctx, device, "wakeup_period");
+	return (wp && atoll(wp) > 0) || pu_list_has(s->cfg->sleeping_models, device, 1);
+}
+
+/* The wakeup period of a sleeper: its own sys.wakeup_period, else the option. */
+static int64_t wakeup_period_ms(struct shelly *s, fg_decode_ctx *ctx, const char *device)
+{
+	const char *wp = s->host->state_get(ctx, device, "wakeup_period");
+	return wp && atoll(wp) > 0 ? atoll(wp) * 1000 : s->cfg->wakeup_period_ms;
+}
+
+/*
+ * A message from `device`: a device reported missing is back, and a
+ * sleeper's next wake-up is due by its period plus the grace (a later
+ * message moves that check again).
+ */
+static void heard(struct shelly *s, fg_decode_ctx *ctx, const struct fg_msg *msg,
+                  const char *device)
+{
+	const struct fg_host *h = s->host;
+	const char *avail = h->state_get(ctx, device, "avail");
+	if (avail && strcmp(avail, "missing") == 0) {
+		pu_emit(h, ctx, device, FG_KIND_ONLINE, FG_KIND_NONE, 0, "{\"reason\":\"woke up\"}");
+		h->state_set(ctx, device, "avail", "online");
+	}
+	if (s->cfg->wakeup_grace_ms <= 0 || !FG_HOST_HAS_WAKE_AT(h) || !is_sleeper(s, ctx, device))
+		return;
+	char ms[24];
+	snprintf(ms, sizeof(ms), "%lld", (long long)msg->recv_time_ms);
+	h->state_set(ctx, device, "seen", ms);
+	h->state_set(ctx, device, "check_from", NULL);
+	h->wake_at(ctx, device, msg->recv_time_ms + wakeup_period_ms(s, ctx, device) +
+	           s->cfg->wakeup_grace_ms);
+}
+
+/* The wake-up came before the device did: it missed its wake-up. */
+static int missed_wakeup(struct shelly *s, fg_decode_ctx *ctx, const struct fg_msg *msg)
+{
+	const struct fg_host *h = s->host;
+	const char *device = msg->topic, *seen = h->state_get(ctx, device, "seen");
+	const char *avail = h->state_get(ctx, device, "avail");
+	const char *since = h->state_get(ctx, device, "check_from");
+	int64_t period = wakeup_period_ms(s, ctx, device), now = msg->recv_time_ms;
+	int64_t last = seen ? atoll(seen) : 0, from = last;
+	if (!seen || (avail && strcmp(avail, "missing") == 0))
+		return 0;
+	if (since && atoll(since) > from)
+		from = atoll(since);
+	if (now - (from + period + s->cfg->wakeup_grace_ms) > WAKE_LATE_MS) {
+		/* We were down when it was due: give it a full period from now. */
+		char ms[24];
+		snprintf(ms, sizeof(ms), "%lld", (long long)now);
+		h->state_set(ctx, device, "check_from", ms);
+		h->wake_at(ctx, device, now + period + s->cfg->wakeup_grace_ms);
+		return 0;
+	}
+	char attrs[160];
+	snprintf(attrs, sizeof(attrs), "{\"reason\":\"missed wake-up\",\"wakeup_period_s\":%lld,"
+	         "\"silent_s\":%lld}", (long long)(period / 1000), (long long)((now - last) / 1000));
+	pu_emit(h, ctx, device, FG_KIND_OFFLINE, FG_KIND_NONE, 0, attrs);
+	h->state_set(ctx, device, "avail", "missing");
+	return 0;
 }
 
 /* ---- Gen2 components ---------------------------------------------------- */
@@ -353,6 +434,8 @@ static int decode_rpc(struct shelly *s, const struct fg_msg *msg, fg_decode_ctx 
 		return -EPROTO;
 	}
 	r = status ? decode_status(s, ctx, id, params) : event ? decode_events(s, ctx, id, params) : 0;
+	if (r == 0 && (status || event))
+		heard(s, ctx, msg, id);   /* after sys.wakeup_period was read */
 	json_decref(root);
 	return r;
 }
@@ -371,8 +454,10 @@ static int decode_component_status(struct shelly *s, const struct fg_msg *msg,
 		              pu_json_type(root));
 		r = -EINVAL;
 	}
-	if (r == 0)
+	if (r == 0) {
 		apply_component(s, ctx, prefix, comp, root, NULL, "status");
+		heard(s, ctx, msg, prefix);
+	}
 	json_decref(root);
 	return r;
 }
@@ -395,12 +480,6 @@ static int parse_bool_text(struct shelly *s, const struct fg_msg *msg, fg_decode
 	return -EINVAL;
 }
 
-static bool is_sleeper(struct shelly *s, fg_decode_ctx *ctx, const char *device)
-{
-	const char *wp = s->host->state_get(ctx, device, "wakeup_period");
-	return (wp && atoll(wp) > 0) || pu_list_has(s->cfg->sleeping_models, device, 1);
-}
-
 /* The Last Will.  A sleeper's false is routine; other devices get offline
  * on a change to false and online when that offline ends. */
 static int decode_online(struct shelly *s, const struct fg_msg *msg, fg_decode_ctx *ctx,
@@ -409,6 +488,7 @@ static int decode_online(struct shelly *s, const struct fg_msg *msg, fg_decode_c
 	int online = parse_bool_text(s, msg, ctx, "online");
 	if (online < 0)
 		return online;
+	heard(s, ctx, msg, device);
 	const struct fg_host *h = s->host;
 	const char *prev = h->state_get(ctx, device, "avail");
 	bool was_offline = prev && strcmp(prev, "offline") == 0;
@@ -439,6 +519,8 @@ static int decode_gen1(struct shelly *s, const struct fg_msg *msg, fg_decode_ctx
 	const char *path = slash + 1;
 	if (strcmp(path, "online") == 0)
 		return decode_online(s, msg, ctx, device);
+	if (strncmp(path, "sensor/", 7) == 0)
+		heard(s, ctx, msg, device);
 	if (strcmp(path, "sensor/smoke") == 0) {
 		int alarm = parse_bool_text(s, msg, ctx, "sensor/smoke");
 		if (alarm < 0)
@@ -472,6 +554,8 @@ static int shelly_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *c
 	struct shelly *s = state;
 	const char *topic = msg->topic;
 	size_t plen = strlen(s->cfg->gen1_prefix);
+	if (msg->transport && strcmp(msg->transport, FG_TRANSPORT_WAKE) == 0)
+		return missed_wakeup(s, ctx, msg);
 	if (msg->len == 0)
 		return 0;   /* a retained message being deleted */
 	if (strncmp(topic, s->cfg->gen1_prefix, plen) == 0 && topic[plen] == '/')
