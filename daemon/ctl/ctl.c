@@ -25,6 +25,7 @@ static const struct {
 	{ "decode", ctl_cmd_decode, "run files through a plugin: decode --plugin NAME FILE..." },
 	{ "plugins", ctl_cmd_plugins, "plugins in the plugin dir: version, ABI, options [--builtin]" },
 	{ "devices", ctl_cmd_devices, "the device registry: devices import FILE.csv [--replace] | export [FILE]" },
+	{ "report", ctl_cmd_report, "analytics: report [--since 30d] [--by kind|building|grid|hour] [--csv]" },
 	{ "interlock", ctl_cmd_interlock, "power cut-offs: interlock status | history | restore RULE" },
 };
 

@@ -85,6 +85,7 @@ int ctl_cmd_incident(struct ctl *c, int argc, char **argv);
 int ctl_cmd_outbox(struct ctl *c, int argc, char **argv);
 int ctl_cmd_dead_letters(struct ctl *c, int argc, char **argv);
 int ctl_cmd_devices(struct ctl *c, int argc, char **argv);       /* ctl_devices.c */
+int ctl_cmd_report(struct ctl *c, int argc, char **argv);        /* ctl_report.c */
 int ctl_cmd_plugins(struct ctl *c, int argc, char **argv);
 
 /* Where firegridd looks for plugin modules: [daemon] plugin_dir of the
