@@ -182,14 +182,37 @@ static const struct conf_key source_keys[] = {
 	{ .o = { "plugin", FG_OPT_STRING, NULL, S(plugin), "Plugin that decodes these messages", 0, 0 },
 	  .flags = K_REQUIRED, .check = check_name, .example = "zigbee2mqtt" },
 	{ .o = { "topics", FG_OPT_STRING, NULL, S(topics),
-	    "MQTT topic filters, separated by spaces or commas; indented lines continue the list",
-	    0, 0 }, .flags = K_REQUIRED | K_LIST, .check = check_topic,
+	    "MQTT topic filters, separated by spaces or commas; indented lines continue the list "
+	    "(needed unless the source is fed by http_clients or stream_url)",
+	    0, 0 }, .flags = K_LIST, .check = check_topic,
 	  .example = "zigbee2mqtt/#" },
 	{ .o = { "qos", FG_OPT_STRING, "1", S(qos), "Subscription QoS", 0, 0 }, .choices = qos_levels },
+	{ .o = { "http_clients", FG_OPT_STRING, NULL, S(http_clients),
+	    "[client]s (allowed 'ingest') that may push to POST /v1/ingest/NAME; unset = no pushes",
+	    0, 0 }, .flags = K_LIST, .check = check_name },
+	{ .o = { "http_max_body", FG_OPT_INT, "4194304", S(http_max_body),
+	    "Largest push body in bytes (pictures included); larger ones are answered 413",
+	    1024, 64 << 20 } },
+	{ .o = { "stream_url", FG_OPT_STRING, NULL, S(stream_url),
+	    "An event stream firegrid reads from the device (Dahua eventManager, Hikvision "
+	    "alertStream), http:// or https://", 0, 0 }, .check = check_url },
+	{ .o = { "stream_username", FG_OPT_STRING, NULL, S(stream_username),
+	    "User name for the stream (digest or basic, as the device asks)", 0, 0 } },
+	{ .o = { "stream_password", FG_OPT_STRING, NULL, S(stream_password),
+	    "Password for the stream", 0, 0 }, .flags = K_SECRET },
+	{ .o = { "stream_reconnect_min", FG_OPT_DURATION, "1s", S(stream_reconnect_min_ms),
+	    "First reconnect delay ceiling of the stream (full jitter, doubling)", 10, T_HOUR } },
+	{ .o = { "stream_reconnect_max", FG_OPT_DURATION, "60s", S(stream_reconnect_max_ms),
+	    "Cap of the stream's reconnect delay", 100, T_DAY } },
+	{ .o = { "stream_idle_timeout", FG_OPT_DURATION, "60s", S(stream_idle_timeout_ms),
+	    "Reconnect when the stream has been silent this long (devices send heartbeats)",
+	    T_SEC, T_HOUR } },
 };
 #undef S
 _Static_assert(offsetof(struct fg_conf_source, n_topics) ==
-               offsetof(struct fg_conf_source, topics) + sizeof(char **),
+               offsetof(struct fg_conf_source, topics) + sizeof(char **) &&
+               offsetof(struct fg_conf_source, n_http_clients) ==
+               offsetof(struct fg_conf_source, http_clients) + sizeof(char **),
                "K_LIST keeps its count right after the array");
 
 #define K(f) offsetof(struct fg_conf_sink, f)
@@ -246,6 +269,27 @@ static const struct conf_key api_keys[] = {
 	    T_SEC, T_HOUR } },
 	{ .o = { "metrics_public", FG_OPT_BOOL, "true", C(api_metrics_public),
 	    "GET /metrics needs no credentials (else a client allowed 'metrics')", 0, 0 } },
+	{ .o = { "tls_cert_file", FG_OPT_STRING, NULL, C(api_tls_cert_file),
+	    "Certificate chain (PEM); with tls_key_file every listen address speaks HTTPS", 0, 0 },
+	  .flags = K_PATH },
+	{ .o = { "tls_key_file", FG_OPT_STRING, NULL, C(api_tls_key_file),
+	    "Private key (PEM) of tls_cert_file", 0, 0 }, .flags = K_PATH },
+};
+
+static const struct conf_key snapshots_keys[] = {
+	{ .o = { "enabled", FG_OPT_BOOL, "true", C(snap_enabled),
+	    "Keep the pictures cameras push with their events", 0, 0 } },
+	{ .o = { "dir", FG_OPT_STRING, NULL, C(snap_dir),
+	    "Where pictures are kept, named by SHA-256; unset = <state_dir>/snapshots", 0, 0 } },
+	{ .o = { "max_bytes", FG_OPT_INT, "268435456", C(snap_max_bytes),
+	    "All pictures together; the oldest are deleted first", 1 << 20, 1e12 } },
+	{ .o = { "max_age", FG_OPT_DURATION, "7d", C(snap_max_age_ms),
+	    "Pictures older than this are deleted", T_MIN, 3650 * T_DAY } },
+	{ .o = { "max_image_bytes", FG_OPT_INT, "4194304", C(snap_max_image),
+	    "Largest single picture; larger ones are refused (counted)", 1024, 64 << 20 } },
+	{ .o = { "base_url", FG_OPT_STRING, NULL, C(snap_base_url),
+	    "Prefix of picture URLs in webhooks (e.g. https://gw.example:8089); unset = the path "
+	    "/v1/snapshots/<sha256> alone", 0, 0 }, .check = check_url },
 };
 #undef C
 _Static_assert(offsetof(struct fg_conf, n_api_listen) ==
@@ -313,6 +357,12 @@ static const struct conf_key client_keys[] = {
 	{ .o = { "allow", FG_OPT_STRING, "read actions", K(allow),
 	    "What the client may do: read, actions, ingest, metrics", 0, 0 },
 	  .flags = K_LIST, .check = check_scope },
+	{ .o = { "username", FG_OPT_STRING, NULL, K(username),
+	    "HTTP Basic user name, for devices that cannot send a token (cameras); needs password",
+	    0, 0 } },
+	{ .o = { "password", FG_OPT_STRING, NULL, K(password),
+	    "HTTP Basic password, 12 or more characters (send it over TLS beyond the local network)",
+	    0, 0 }, .flags = K_SECRET },
 };
 #undef K
 _Static_assert(offsetof(struct fg_conf_client, n_allow) ==
@@ -481,9 +531,9 @@ struct conf_section {
 	/* Named sections ("[sink NAME]") are arrays in struct fg_conf. */
 	bool named;
 	size_t array_off, count_off, elem_size;
-	bool plugin_opts;            /* unknown keys are kept for the plugin, in the
-	                                struct plugin_opts at opts_off */
-	size_t opts_off;
+	/* Offset in the section's struct of the struct plugin_opts that keeps
+	 * its unknown keys for a plugin; 0 (false) = unknown keys are errors. */
+	size_t plugin_opts;
 	void (*finish)(struct loader *l, struct cursec *sec);   /* checks across keys */
 	const char *doc;             /* comment above the section in the defaults */
 	const char *example_name;
@@ -494,6 +544,8 @@ struct conf_section {
 static void finish_mqtt(struct loader *l, struct cursec *sec);
 static void finish_sink(struct loader *l, struct cursec *sec);
 static void finish_client(struct loader *l, struct cursec *sec);
+static void finish_source(struct loader *l, struct cursec *sec);
+static void finish_api(struct loader *l, struct cursec *sec);
 static void finish_escalation(struct loader *l, struct cursec *sec);
 static void finish_modbus_bus(struct loader *l, struct cursec *sec);
 
@@ -509,64 +561,69 @@ FITS(client_keys);
 FITS(incidents_keys);
 FITS(escalation_keys);
 FITS(gb26875_keys);
+FITS(snapshots_keys);
 FITS(modbus_bus_keys);
 FITS(modbus_device_keys);
 FITS(interlock_keys);
 #define NAMED(type, arr, cnt) true, offsetof(struct fg_conf, arr), \
 	offsetof(struct fg_conf, cnt), sizeof(type)
 static const struct conf_section sections[] = {
-	{ "daemon", TABLE(daemon_keys), false, 0, 0, 0, false, 0, NULL,
+	{ "daemon", TABLE(daemon_keys), false, 0, 0, 0, false, NULL,
 	  "# The gateway itself.\n", NULL, false },
-	{ "store", TABLE(store_keys), false, 0, 0, 0, false, 0, NULL,
+	{ "store", TABLE(store_keys), false, 0, 0, 0, false, NULL,
 	  "# The SQLite store: events, incidents, outbox, dead letters.\n", NULL, false },
-	{ "mqtt", TABLE(mqtt_keys), false, 0, 0, 0, false, 0, finish_mqtt,
+	{ "mqtt", TABLE(mqtt_keys), false, 0, 0, 0, false, finish_mqtt,
 	  "# The local MQTT broker the devices publish to.\n", NULL, false },
-	{ "source", TABLE(source_keys), NAMED(struct fg_conf_source, sources, n_sources), true,
-	  offsetof(struct fg_conf_source, opts), NULL,
+	{ "source", TABLE(source_keys), NAMED(struct fg_conf_source, sources, n_sources),
+	  offsetof(struct fg_conf_source, opts), finish_source,
 	  "# [source NAME]: which plugin decodes which MQTT topics; any number of sources.\n"
 	  "# Other keys in the section are options of the plugin (see `firegridctl plugins`).\n",
 	  "zigbee2mqtt", false },
-	{ "sink", TABLE(sink_keys), NAMED(struct fg_conf_sink, sinks, n_sinks), false, 0,
+	{ "sink", TABLE(sink_keys), NAMED(struct fg_conf_sink, sinks, n_sinks), false,
 	  finish_sink,
 	  "# [sink NAME]: a webhook receiver (CloudEvents, Standard Webhooks signatures);\n"
 	  "# one or more.\n",
 	  "ops-center", false },
-	{ "api", TABLE(api_keys), false, 0, 0, 0, false, 0, NULL,
+	{ "api", TABLE(api_keys), false, 0, 0, 0, false, finish_api,
 	  "# The HTTP API: ops-center callbacks and reads (/v1/...), /healthz, /metrics.\n"
 	  "# See docs/api.md.\n", NULL, false },
-	{ "client", TABLE(client_keys), NAMED(struct fg_conf_client, clients, n_clients), false, 0,
+	{ "client", TABLE(client_keys), NAMED(struct fg_conf_client, clients, n_clients), false,
 	  finish_client,
 	  "# [client NAME]: who may call the API; any number.  Each needs a token (bearer)\n"
 	  "# or a secret (Standard Webhooks signature over the request), or both.\n",
 	  "ops-center", true },
-	{ "incidents", TABLE(incidents_keys), false, 0, 0, 0, false, 0, NULL,
+	{ "incidents", TABLE(incidents_keys), false, 0, 0, 0, false, NULL,
 	  "# The incident lifecycle (docs/lifecycle.md).\n", NULL, false },
-	{ "escalation", TABLE(escalation_keys), false, 0, 0, 0, false, 0, finish_escalation,
+	{ "escalation", TABLE(escalation_keys), false, 0, 0, 0, false, finish_escalation,
 	  "# Three-tier grid escalation while an incident waits for a dispatch: level 0 is\n"
 	  "# the small grid, then medium grid, large grid, fire brigade duty desk.  Each\n"
 	  "# hazard class lists up to three times, counted from the start of the wait\n"
 	  "# (docs/lifecycle.md).\n", NULL, false },
+	{ "snapshots", TABLE(snapshots_keys), false, 0, 0, 0, false, NULL,
+	  "# Pictures cameras push with their events (docs/cameras.md): kept under a size and\n"
+	  "# age quota, referenced from webhooks, served by GET /v1/snapshots/<sha256>.\n",
+	  NULL, false },
 	{ "gb26875", TABLE(gb26875_keys), NAMED(struct fg_conf_gb26875, gb26875, n_gb26875), false,
-	  0, NULL,
+	  NULL,
 	  "# [gb26875 NAME]: a TCP listener for GB/T 26875.3-2011 user information transmission\n"
 	  "# devices (UITDs); any number.  Every data frame is confirmed after it is stored.\n"
 	  "# Frames go to the [source] whose topics match gb26875/NAME/<transmitter address>\n"
 	  "# (plugin = gb26875, topics = gb26875/NAME/#).\n",
 	  "uitd", true },
 	{ "modbus-bus", TABLE(modbus_bus_keys),
-	  NAMED(struct fg_conf_modbus_bus, modbus_buses, n_modbus_buses), false, 0,
+	  NAMED(struct fg_conf_modbus_bus, modbus_buses, n_modbus_buses), false,
 	  finish_modbus_bus,
 	  "# [modbus-bus NAME]: a Modbus TCP endpoint or RTU serial line, polled by a\n"
 	  "# worker thread of its own (docs/modbus.md); any number.\n",
 	  "shed-b3", true },
 	{ "modbus-device", TABLE(modbus_device_keys),
-	  NAMED(struct fg_conf_modbus_device, modbus_devices, n_modbus_devices), true,
+	  NAMED(struct fg_conf_modbus_device, modbus_devices, n_modbus_devices),
 	  offsetof(struct fg_conf_modbus_device, opts), NULL,
 	  "# [modbus-device NAME]: a polled device; NAME is its device id.  Other keys\n"
 	  "# are options of its plugin: thresholds (see `firegridctl plugins`).\n",
 	  "b3-port07", true },
 	{ "interlock", TABLE(interlock_keys),
-	  NAMED(struct fg_conf_interlock, interlocks, n_interlocks), false, 0, NULL,
+	  NAMED(struct fg_conf_interlock, interlocks, n_interlocks), false, NULL,
 	  "# [interlock NAME]: cut charging power locally when an alarm comes in;\n"
 	  "# never restored automatically (`firegridctl interlock restore NAME`).\n",
 	  "shed-b3", true },
@@ -1123,7 +1180,7 @@ static void open_section(struct loader *l, const char *text, size_t len)
  * for the plugin. */
 static void add_plugin_opt(struct loader *l, const char *name, const char *value)
 {
-	struct plugin_opts *src = FIELD(l->sec.block, l->sec.def->opts_off, struct plugin_opts);
+	struct plugin_opts *src = FIELD(l->sec.block, l->sec.def->plugin_opts, struct plugin_opts);
 
 	for (size_t i = 0; i < src->n_opts; i++) {
 		if (strcmp(src->opts[i].key, name) == 0) {
@@ -1382,9 +1439,50 @@ static void finish_client(struct loader *l, struct cursec *sec)
 {
 	const struct fg_conf_client *c = sec->block;
 
-	if (!c->token && !c->secret)
-		sec_error(l, section_line(l, sec), NULL, "needs a token (or token_file) or a secret "
-		          "(or secret_file)");
+	if (!c->token && !c->secret && !c->username)
+		sec_error(l, section_line(l, sec), NULL, "needs a token (or token_file), a secret "
+		          "(or secret_file), or a username and password");
+	if (!c->username != !c->password)
+		sec_error(l, key_line(l, sec, c->username ? "username" : "password"),
+		          c->username ? "username" : "password", "username and password go together");
+	else if (c->password && strlen(c->password) < 12)
+		sec_error(l, key_line(l, sec, "password"), "password", "needs 12 or more characters");
+	if (c->username && (!c->username[0] || strchr(c->username, ':')))
+		sec_error(l, key_line(l, sec, "username"), "username", "must not be empty or contain ':'");
+}
+
+static void finish_api(struct loader *l, struct cursec *sec)
+{
+	const struct fg_conf *c = sec->block;
+
+	if (!c->api_tls_cert_file != !c->api_tls_key_file)
+		sec_error(l, key_line(l, sec, c->api_tls_cert_file ? "tls_cert_file" : "tls_key_file"),
+		          c->api_tls_cert_file ? "tls_cert_file" : "tls_key_file",
+		          "tls_cert_file and tls_key_file go together");
+}
+
+static void finish_source(struct loader *l, struct cursec *sec)
+{
+	const struct fg_conf_source *s = sec->block;
+
+	bool is_file;
+	int ti = find_key(sec->def, "topics", &is_file);
+	if (!s->n_topics && !s->n_http_clients && !s->stream_url) {
+		if (ti >= 0 && sec->seen[ti]) {
+			if (!sec->rejected[ti])
+				sec_error(l, sec->seen[ti], "topics", "must not be empty");
+		} else {
+			sec_error(l, section_line(l, sec), "topics", "required key missing (or "
+			          "http_clients or stream_url for a source fed over HTTP)");
+		}
+	}
+	if (s->stream_reconnect_min_ms > s->stream_reconnect_max_ms)
+		sec_error(l, key_line(l, sec, "stream_reconnect_min"), "stream_reconnect_min",
+		          "must not exceed stream_reconnect_max");
+	if (s->stream_url && strncmp(s->stream_url, "http://", 7) != 0 &&
+	    strncmp(s->stream_url, "https://", 8) != 0)
+		sec_error(l, key_line(l, sec, "stream_url"), "stream_url",
+		          "must be an http:// or https:// URL");
 }
 
 /* Each tier list: at most three, strictly increasing, parsed into ms. */
@@ -1630,7 +1728,7 @@ void fg_conf_free(struct fg_conf *conf)
 			free_block(def, h);
 			free(h->name);
 			if (def->plugin_opts) {
-				struct plugin_opts *src = FIELD(h, def->opts_off, struct plugin_opts);
+				struct plugin_opts *src = FIELD(h, def->plugin_opts, struct plugin_opts);
 				for (size_t o = 0; o < src->n_opts; o++) {
 					free(src->opts[o].key);
 					free(src->opts[o].value);
@@ -1664,6 +1762,8 @@ static void write_key(FILE *f, const struct conf_key *k, bool commented)
 	fprintf(f, "\n# %s.\n# %s; ", k->o.description, type);
 	if (k->flags & K_REQUIRED)
 		fprintf(f, "required");
+	else if (k->example)
+		fprintf(f, "see above");    /* required in some setups (topics) */
 	else if (k->o.default_value)
 		fprintf(f, "default %s", k->o.default_value);
 	else
@@ -1672,7 +1772,7 @@ static void write_key(FILE *f, const struct conf_key *k, bool commented)
 		fprintf(f, "; or %s_file = PATH: the first line of that file", k->o.key);
 	fprintf(f, "\n");
 
-	if (k->flags & K_REQUIRED)
+	if ((k->flags & K_REQUIRED) || k->example)
 		fprintf(f, "%s%s%s = %s\n", commented ? "#" : "", k->o.key,
 		        (k->flags & K_SECRET) ? "_file" : "", k->example ? k->example : "");
 	else

@@ -96,11 +96,24 @@ struct fg_conf_source {
 	char *name;                /* from "[source NAME]" */
 	int line;                  /* line of the section header */
 	char *plugin;              /* plugin name (required) */
-	char **topics;             /* MQTT topic filters (required, >= 1) */
+	char **topics;             /* MQTT topic filters (none for a source fed only
+	                              by HTTP pushes or an event stream) */
 	size_t n_topics;
 	int qos;                   /* subscription QoS, default 1 */
 	struct fg_conf_kv *opts;   /* remaining keys, for the plugin */
 	size_t n_opts;
+	/* HTTP pushes to POST /v1/ingest/NAME (push.h): the [client]s (allowed
+	 * "ingest") that may post here; none = pushes refused. */
+	char **http_clients;
+	size_t n_http_clients;
+	int64_t http_max_body;     /* bytes, default 4 MiB */
+	/* An event stream firegrid reads from the device (stream.h). */
+	char *stream_url;          /* http(s)://camera/cgi-bin/eventManager.cgi?... */
+	char *stream_username;
+	char *stream_password;     /* or stream_password_file */
+	int64_t stream_reconnect_min_ms;  /* default 1s */
+	int64_t stream_reconnect_max_ms;  /* default 60s */
+	int64_t stream_idle_timeout_ms;   /* reconnect when silent this long, default 60s */
 	/* Section kind named in plugin option errors; NULL = "source".  Set
 	 * by modules that run a plugin from a section of their own. */
 	const char *section;
@@ -134,6 +147,10 @@ struct fg_conf_client {
 	char *secret;              /* Standard Webhooks "whsec_" secret (or secret_file) */
 	char **allow;              /* scopes: read, actions, ingest, metrics */
 	size_t n_allow;
+	/* HTTP Basic credentials (cameras that cannot send a bearer token);
+	 * username and password come together. */
+	char *username;
+	char *password;            /* or password_file */
 };
 
 /* [gb26875 NAME]: a TCP listener for GB/T 26875.3 transmitters (gb26875.h).
@@ -252,6 +269,17 @@ struct fg_conf {
 	int64_t api_idle_timeout_ms;  /* idle connections are closed; default 30s */
 	int64_t api_signature_tolerance_ms; /* webhook-timestamp skew accepted; default 5m */
 	int api_metrics_public;    /* GET /metrics without credentials; default 1 */
+	char *api_tls_cert_file;   /* PEM; with tls_key_file the API speaks HTTPS only */
+	char *api_tls_key_file;
+
+	/* [snapshots] camera pictures (snapshot.h) */
+	int snap_enabled;          /* default 1 */
+	char *snap_dir;            /* default <state_dir>/snapshots */
+	int64_t snap_max_bytes;    /* all pictures together, default 256 MiB */
+	int64_t snap_max_age_ms;   /* default 7d */
+	int64_t snap_max_image;    /* one picture, bytes, default 4 MiB */
+	char *snap_base_url;       /* prefix of the URLs in webhooks, e.g.
+	                              https://gw.example:8089; default none: "/v1/snapshots/<sha256>" */
 
 	struct fg_conf_client *clients;
 	size_t n_clients;

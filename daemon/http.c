@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <uv.h>
 #include "http.h"
 #include "log.h"
@@ -60,6 +61,7 @@ struct fg_http {
 	struct listener *ls;
 	size_t n_ls;
 	bool started, closing;
+	char *tls_key, *tls_cert;  /* PEM text ([api] tls_*_file), NULL = plain HTTP */
 	size_t open_handles;
 	void (*done)(void *data);
 	void *done_data;
@@ -292,6 +294,51 @@ static bool token_equal(const char *a, const char *b, size_t blen)
 	return strlen(a) == blen && CRYPTO_memcmp(a, b, blen) == 0;
 }
 
+/* HTTP Basic (RFC 7617) against the clients that have a username: the
+ * cameras that push events and cannot send a token. */
+static int authenticate_basic(fg_http *h, const char *b64, const struct fg_conf_client **ret,
+                              const char **how, const char **why)
+{
+	while (*b64 == ' ')
+		b64++;
+	size_t n = strcspn(b64, " ");
+	unsigned char dec[512];
+	if (n == 0 || n % 4 || n / 4 * 3 >= sizeof(dec)) {
+		*why = "Basic credentials are not base64 of user:password";
+		return -EACCES;
+	}
+	int len = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)n);
+	if (len < 0) {
+		*why = "Basic credentials are not base64 of user:password";
+		return -EACCES;
+	}
+	/* EVP_DecodeBlock counts the padding as zero bytes */
+	for (size_t pad = n; pad > 0 && b64[pad - 1] == '='; pad--)
+		len--;
+	dec[len < 0 ? 0 : len] = '\0';
+	char *colon = memchr(dec, ':', (size_t)(len < 0 ? 0 : len));
+	if (!colon) {
+		OPENSSL_cleanse(dec, sizeof(dec));
+		*why = "Basic credentials are not base64 of user:password";
+		return -EACCES;
+	}
+	*colon = '\0';
+	const char *user = (const char *)dec, *pass = colon + 1;
+	int r = -EACCES;
+	*why = "unknown user name or wrong password";
+	for (size_t i = 0; i < h->n_keys && r < 0; i++) {
+		const struct fg_conf_client *c = h->keys[i].conf;
+		if (c->username && c->password && strcmp(c->username, user) == 0 &&
+		    token_equal(c->password, pass, strlen(pass))) {
+			*ret = c;
+			*how = "basic";
+			r = 0;
+		}
+	}
+	OPENSSL_cleanse(dec, sizeof(dec));
+	return r;
+}
+
 /* 0 and the client, -ENOENT when the request carries no credentials,
  * -EACCES when they are wrong (*why says how). */
 static int authenticate(fg_http_req *req, const struct fg_conf_client **ret, const char **how,
@@ -301,9 +348,12 @@ static int authenticate(fg_http_req *req, const struct fg_conf_client **ret, con
 	const char *authz = fg_http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
 	const char *sig = fg_http_req_header(req, "webhook-signature");
 
+	if (authz && strncasecmp(authz, "Basic ", 6) == 0)
+		return authenticate_basic(h, authz + 6, ret, how, why);
 	if (authz) {
 		if (strncasecmp(authz, "Bearer ", 7) != 0) {
-			*why = "Authorization must be 'Bearer <token>'";
+			*why = "Authorization must be 'Bearer <token>' (or 'Basic' for a client with a "
+			       "username)";
 			return -EACCES;
 		}
 		const char *tok = authz + 7;
@@ -611,6 +661,10 @@ static void run_handler(fg_http_req *req)
 			               a == -ENOENT ? "missing" : "invalid");
 			fg_http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 			                     "Bearer realm=\"firegrid\"");
+			/* devices that push ask for credentials only when challenged */
+			if (strcmp(r->scope, FG_HTTP_SCOPE_INGEST) == 0)
+				fg_http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+				                     "Basic realm=\"firegrid\", charset=\"UTF-8\"");
 			fg_http_reply_error(req, 401, NULL, "%s", why);
 			return;
 		}
@@ -776,6 +830,13 @@ static int listener_bind(struct listener *l)
 	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	if (l->addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem tls[] = {
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key },
+		{ MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	if (h->tls_key)
+		flags |= MHD_USE_TLS;
 	l->last_error[0] = '\0';
 	struct MHD_Daemon *d = MHD_start_daemon(
 		flags, (uint16_t)fg_http_addr_port(&l->addr), NULL, NULL, access_cb, l,
@@ -784,6 +845,7 @@ static int listener_bind(struct listener *l)
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, l,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->api_connection_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((conf->api_idle_timeout_ms + 999) / 1000),
+		MHD_OPTION_ARRAY, h->tls_key ? tls : tls + 2,
 		MHD_OPTION_END);
 	if (!d) {
 		fg_log_rl(&l->rl, FG_LOG_ERR, MOD, "cannot listen listen=%s err=\"%s\"; retrying",
@@ -804,7 +866,7 @@ static int listener_bind(struct listener *l)
 	l->port = pi ? pi->port : fg_http_addr_port(&l->addr);
 	uv_poll_start(&l->poll, UV_READABLE, poll_cb);
 	arm(l);
-	fg_info(MOD, "listening listen=%s port=%d%s", l->label, l->port,
+	fg_info(MOD, "listening listen=%s port=%d%s%s", l->label, l->port, h->tls_key ? " tls" : "",
 	        fg_http_addr_is_loopback(&l->addr) ? "" : " (beyond loopback)");
 	return 0;
 }
@@ -822,6 +884,12 @@ int fg_http_new(uv_loop_t *loop, const struct fg_conf *conf, fg_http **ret)
 	int r = keys_build(conf, &h->keys, &h->n_keys);
 	if (r < 0) {
 		free(h);
+		return r;
+	}
+	if (conf->api_tls_cert_file && conf->api_tls_key_file &&
+	    ((r = fg_read_file(conf->api_tls_key_file, 1 << 20, &h->tls_key, NULL)) < 0 ||
+	     (r = fg_read_file(conf->api_tls_cert_file, 1 << 20, &h->tls_cert, NULL)) < 0)) {
+		fg_http_free(h);
 		return r;
 	}
 	h->ls = calloc(conf->n_api_listen ? conf->n_api_listen : 1, sizeof(*h->ls));
@@ -944,6 +1012,10 @@ void fg_http_free(fg_http *h)
 		if (h->ls[i].mhd)
 			MHD_stop_daemon(h->ls[i].mhd);
 	keys_free(h->keys, h->n_keys);
+	if (h->tls_key)
+		OPENSSL_cleanse(h->tls_key, strlen(h->tls_key));
+	free(h->tls_key);
+	free(h->tls_cert);
 	free(h->ls);
 	free(h->routes);
 	free(h);

@@ -31,8 +31,15 @@
  *   - Standard Webhooks headers (webhook-id, webhook-timestamp,
  *     webhook-signature) signing "<id>.<timestamp>.<body>" with a client's
  *     whsec_ secret (sign.c), the timestamp within signature_tolerance.
- * No or bad credentials: 401 (WWW-Authenticate: Bearer).  A client not
- * allowed the route's scope: 403.  A route with scope NULL is public.
+ *   - "Authorization: Basic <base64 user:password>" with a client's username
+ *     and password (cameras that push events cannot send tokens).
+ * No or bad credentials: 401 (WWW-Authenticate: Bearer, plus Basic on
+ * "ingest" routes: devices send credentials only when challenged).  A
+ * client not allowed the route's scope: 403.  A route with scope NULL is
+ * public.
+ *
+ * TLS: with [api] tls_cert_file and tls_key_file every listen address
+ * speaks HTTPS only (libmicrohttpd with GnuTLS).
  *
  * Handlers reply synchronously, exactly once, with one of the fg_http_reply
  * functions (a handler that returns without replying gets a 500).  A
@@ -129,7 +136,7 @@ const char *fg_http_req_body(const fg_http_req *req, size_t *ret_len);
 /* Name of the authenticated client, NULL on a public route without
  * credentials. */
 const char *fg_http_req_client(const fg_http_req *req);
-/* "bearer" or "signature" (how the client authenticated), or NULL. */
+/* "bearer", "signature" or "basic" (how the client authenticated), or NULL. */
 const char *fg_http_req_auth(const fg_http_req *req);
 /* The peer's address ("127.0.0.1", "::1"). */
 const char *fg_http_req_peer(const fg_http_req *req);

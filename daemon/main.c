@@ -34,6 +34,8 @@
 #include "mqtt.h"
 #include "outbox.h"
 #include "plugin_host.h"
+#include "push.h"
+#include "snapshot.h"
 #include "store.h"
 #include "util.h"
 #include "webhook.h"
@@ -61,6 +63,8 @@ struct daemon {
 	fg_http *http;               /* NULL when [api] enabled = false */
 	fg_gb26875 *gb26875;         /* GB/T 26875.3 listeners; NULL without any */
 	fg_api *api;
+	fg_snapshots *snap;          /* camera pictures; NULL without the API or when disabled */
+	fg_push *push;               /* POST /v1/ingest/{source} */
 	fg_escalate *esc;            /* the deadline timer */
 	int64_t connects;            /* MQTT connects seen by on_msg */
 	fg_modbus *modbus;
@@ -160,6 +164,8 @@ static void housekeeping_cb(uv_timer_t *t)
 		if (r > 0)
 			fg_debug("store", "pruned events rows=%d", r);
 	}
+	if (d->snap)
+		fg_snapshots_sweep(d->snap, now);
 	fg_metrics_each(flush_metric_cb, d);
 	notify("STATUS=outbox=%lld mqtt=%s", (long long)depth,
 	       fg_mqtt_connected(d->mqtt) ? "connected" : "disconnected");
@@ -217,6 +223,10 @@ static int start_api(struct daemon *d)
 	int r = fg_http_new(&d->loop, d->conf, &d->http);
 	if (r == 0)
 		r = fg_api_new(d->http, d->conf, d->st, d->inc, d->ob, broker_up, d, &d->api);
+	if (r == 0 && d->conf->snap_enabled && (r = fg_snapshots_new(d->conf, &d->snap)) == 0)
+		r = fg_snapshots_routes(d->snap, d->http);
+	if (r == 0)
+		r = fg_push_new(d->http, d->conf, d->st, d->snap, &d->ing, &d->push);
 	if (r == 0)
 		r = fg_http_start(d->http);
 	if (r < 0)
@@ -368,6 +378,7 @@ static void reload_cb(uv_signal_t *h, int signum)
 	fg_incidents_set_conf(d->inc, nc);
 	if (d->api)
 		fg_api_set_conf(d->api, nc);
+	fg_snapshots_set_conf(d->snap, nc);
 	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
 	if (r < 0)
 		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
@@ -584,6 +595,8 @@ out:
 	fg_escalate_free(d.esc);    /* likewise */
 	fg_api_free(d.api);
 	fg_http_free(d.http);
+	fg_push_free(d.push);
+	fg_snapshots_free(d.snap);
 	fg_plugin_host_free(d.host);
 	fg_conf_free(d.conf);
 	fg_metrics_reset();

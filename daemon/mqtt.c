@@ -282,6 +282,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 	m->pending_subacks = 0;
 	for (size_t i = 0; i < c->n_sources; i++) {
 		const struct fg_conf_source *s = &c->sources[i];
+		if (!s->n_topics)
+			continue;            /* fed by HTTP pushes or an event stream */
 		int src = mosquitto_subscribe_multiple(mosq, NULL, (int)s->n_topics, s->topics, s->qos,
 		                                       0, NULL);
 		if (src != MOSQ_ERR_SUCCESS) {

@@ -136,10 +136,11 @@ struct fg_header {
  *   x-firegrid-peer      the device's address as the transport knows it: the
  *                        client IP of a push, the host of a stream URL
  *   x-firegrid-snapshot  once per picture the host took out of a multipart
- *                        body and stored (plugins never see image bytes):
- *                        "sha256=<hex>; url=<url>; type=<mime>; bytes=<n>;
- *                        name=<part name>"; put sha256 and url into attrs to
- *                        reference the picture from an event
+ *                        body and stored (plugins need not touch image
+ *                        bytes): a JSON object {"sha256":"<hex>","url":
+ *                        "<url>","type":"image/jpeg","bytes":N,"name":
+ *                        "<part name>"}; copy it into attrs to reference the
+ *                        picture from an event
  * The payload of a push is the whole body (a multipart body stays
  * multipart: the plugin picks its parts by Content-Type).
  */
