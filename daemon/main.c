@@ -36,6 +36,7 @@
 #include "plugin_host.h"
 #include "push.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "store.h"
 #include "util.h"
 #include "webhook.h"
@@ -65,6 +66,7 @@ struct daemon {
 	fg_api *api;
 	fg_snapshots *snap;          /* camera pictures; NULL without the API or when disabled */
 	fg_push *push;               /* POST /v1/ingest/{source} */
+	fg_streams *streams;         /* event streams read from devices (stream_url) */
 	fg_escalate *esc;            /* the deadline timer */
 	int64_t connects;            /* MQTT connects seen by on_msg */
 	fg_modbus *modbus;
@@ -249,6 +251,7 @@ static void stop_gb26875(struct daemon *d)
 
 static void close_handles(struct daemon *d)
 {
+	fg_streams_close(d->streams);          /* no-op when already closing */
 	stop_gb26875(d);
 	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
 	fg_escalate_close(d->esc, NULL, NULL);
@@ -325,6 +328,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	notify("STOPPING=1");
 	fg_info("main", "stopping signal=%s", strsignal(signum));
 	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
+	fg_streams_close(d->streams);
 	stop_gb26875(d);
 	fg_modbus_close(d->modbus, NULL, NULL);   /* workers exit; their handles close */
 	if (d->restarting)
@@ -379,6 +383,8 @@ static void reload_cb(uv_signal_t *h, int signum)
 	if (d->api)
 		fg_api_set_conf(d->api, nc);
 	fg_snapshots_set_conf(d->snap, nc);
+	if (fg_streams_set_conf(d->streams, nc) < 0)
+		fg_err("main", "event streams not restarted after the reload");
 	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
 	if (r < 0)
 		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
@@ -566,6 +572,8 @@ int main(int argc, char **argv)
 			r = start_mqtt(&d);
 		if (r == 0)
 			r = start_gb26875(&d);
+		if (r == 0 && (r = fg_streams_new(&d.loop, d.conf, &d.ing, &d.streams)) < 0)
+			fg_err("main", "cannot start event streams err=\"%s\"", fg_strerror(r));
 		if (r == 0)
 			r = fg_modbus_start(d.modbus);
 	}
@@ -596,6 +604,7 @@ out:
 	fg_api_free(d.api);
 	fg_http_free(d.http);
 	fg_push_free(d.push);
+	fg_streams_free(d.streams);
 	fg_snapshots_free(d.snap);
 	fg_plugin_host_free(d.host);
 	fg_conf_free(d.conf);

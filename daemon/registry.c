@@ -366,6 +366,9 @@ int fg_registry_parse_csv(const char *name, const char *text, size_t len,
 				continue;
 			check_cell(&e, r.line, map[i], r.v[i]);
 			if (r.v[i][0]) {
+				/* A column given twice (already reported) maps
+				 * twice to one field: the later cell wins. */
+				free(row->f[map[i]]);
 				row->f[map[i]] = r.v[i];     /* take it */
 				r.v[i] = strdup("");
 				if (!r.v[i]) {

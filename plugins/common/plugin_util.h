@@ -223,6 +223,59 @@ static PU_UNUSED int pu_emit(const struct fg_host *h, fg_decode_ctx *ctx, const 
 	return h->emit(ctx, &ev);
 }
 
+/*
+ * What an edge of condition `kind` means: the kind on a rise, its clear on a
+ * fall, nothing otherwise.  With a unit, value goes with either.
+ */
+static PU_UNUSED void pu_emit_edge(const struct fg_host *h, fg_decode_ctx *ctx,
+                                   const char *device, enum pu_edge e, fg_kind kind,
+                                   const char *unit, double value, int64_t device_time_ms,
+                                   const char *attrs)
+{
+	if (e == PU_EDGE_NONE)
+		return;
+	fg_kind k = e == PU_EDGE_RISE ? kind : FG_KIND_CLEAR;
+	struct fg_event ev = {
+		.struct_size = sizeof(ev),
+		.kind = k,
+		.severity = pu_severity(k),
+		.device = device,
+		.clears = kind,
+		.has_value = unit != NULL,
+		.value = unit ? value : 0,
+		.unit = unit,
+		.device_time_ms = device_time_ms,
+		.attrs_json = attrs,
+	};
+	h->emit(ctx, &ev);
+}
+
+/* pu_edge() of `key` and the event it calls for, without a value. */
+static PU_UNUSED enum pu_edge pu_transition(const struct fg_host *h, fg_decode_ctx *ctx,
+                                            const char *device, const char *key, int active,
+                                            fg_kind kind, int64_t device_time_ms,
+                                            const char *attrs)
+{
+	enum pu_edge e = pu_edge(h, ctx, device, key, active);
+	pu_emit_edge(h, ctx, device, e, kind, NULL, 0, device_time_ms, attrs);
+	return e;
+}
+
+/* A number as JSON: an integer when it is one (battery 9, not 9.0). */
+static PU_UNUSED json_t *pu_json_number(double v)
+{
+	return v == floor(v) && fabs(v) < 1e15 ? json_integer((json_int_t)v) : json_real(v);
+}
+
+/* attrs (stolen) as compact JSON text for fg_event.attrs_json; NULL for NULL
+ * (out of memory: the event goes without attrs).  The caller frees it. */
+static PU_UNUSED char *pu_attrs_text(json_t *attrs)
+{
+	char *s = attrs ? json_dumps(attrs, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	json_decref(attrs);
+	return s;
+}
+
 /* The payload as trimmed text in buf; -E2BIG when it does not fit (then
  * it is not one of the short words plain-text topics carry). */
 static PU_UNUSED int pu_payload_text(const struct fg_msg *msg, char *buf, size_t len)

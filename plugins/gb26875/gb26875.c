@@ -172,27 +172,9 @@ struct frame {
 	int64_t head_time_ms;
 };
 
-static char *attrs_dump(json_t *a)
-{
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(a);
-	return s;
-}
-
 static json_t *base_attrs(const struct frame *f)
 {
 	return json_pack("{s:s,s:i}", "uitd", f->uitd, "serial", (json_int_t)f->serial);
-}
-
-/* Emit the edge of `key` of `device` as `kind` / its clear. */
-static void edge(struct gb *g, fg_decode_ctx *ctx, const char *device, const char *key,
-                 bool active, fg_kind kind, int64_t time_ms, const char *attrs)
-{
-	enum pu_edge e = pu_edge(g->host, ctx, device, key, active);
-	if (e == PU_EDGE_RISE)
-		pu_emit(g->host, ctx, device, kind, FG_KIND_NONE, time_ms, attrs);
-	else if (e == PU_EDGE_FALL)
-		pu_emit(g->host, ctx, device, FG_KIND_CLEAR, kind, time_ms, attrs);
 }
 
 /* What a component's fire bit means, by its type (GB/T 26875.3 table 5). */
@@ -255,10 +237,10 @@ static void component_status(struct gb *g, fg_decode_ctx *ctx, const struct fram
 		json_object_set_new(a, "shielded", json_true());
 	if (status & 0x0010)
 		json_object_set_new(a, "supervisory", json_true());
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	int64_t t = object_time(g, f, o + 40);
-	edge(g, ctx, device, "fire", status & 0x0002, fire_kind(o[2]), t, attrs);
-	edge(g, ctx, device, "fault", status & 0x0104, FG_KIND_FAULT, t, attrs);
+	pu_transition(g->host, ctx, device, "fire", status & 0x0002, fire_kind(o[2]), t, attrs);
+	pu_transition(g->host, ctx, device, "fault", status & 0x0104, FG_KIND_FAULT, t, attrs);
 	free(attrs);
 }
 
@@ -274,10 +256,10 @@ static void system_status(struct gb *g, fg_decode_ctx *ctx, const struct frame *
 	json_object_set_new(a, "system_type", json_integer(o[0]));
 	json_object_set_new(a, "system_address", json_integer(o[1]));
 	json_object_set_new(a, "status", json_integer(status));
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	int64_t t = object_time(g, f, o + 4);
-	edge(g, ctx, device, "fire", status & 0x0002, FG_KIND_SMOKE, t, attrs);
-	edge(g, ctx, device, "fault", status & 0x0704, FG_KIND_FAULT, t, attrs);
+	pu_transition(g->host, ctx, device, "fire", status & 0x0002, FG_KIND_SMOKE, t, attrs);
+	pu_transition(g->host, ctx, device, "fault", status & 0x0704, FG_KIND_FAULT, t, attrs);
 	free(attrs);
 }
 
@@ -302,7 +284,7 @@ static void component_analog(struct gb *g, fg_decode_ctx *ctx, const struct fram
 	json_t *last = json_pack("{s:i,s:f}", "type", (json_int_t)type, "value", value);
 	if (last && unit)
 		json_object_set_new(last, "unit", json_string(unit));
-	char *text = attrs_dump(last);
+	char *text = pu_attrs_text(last);
 	if (text)
 		g->host->state_set(ctx, device, "analog", text);
 	free(text);
@@ -321,21 +303,10 @@ static void component_analog(struct gb *g, fg_decode_ctx *ctx, const struct fram
 	if (e == PU_EDGE_NONE)
 		return;
 	json_t *a = component_attrs(f, o);
-	json_object_set_new(a, "overtemp_c", json_real(max));
-	char *attrs = attrs_dump(a);
-	struct fg_event ev = {
-		.struct_size = sizeof(ev),
-		.kind = e == PU_EDGE_RISE ? FG_KIND_OVERTEMP : FG_KIND_CLEAR,
-		.severity = e == PU_EDGE_RISE ? FG_SEV_MAJOR : FG_SEV_INFO,
-		.device = device,
-		.clears = FG_KIND_OVERTEMP,
-		.has_value = 1,
-		.value = value,
-		.unit = "degC",
-		.device_time_ms = object_time(g, f, o + 10),
-		.attrs_json = attrs,
-	};
-	g->host->emit(ctx, &ev);
+	json_object_set_new(a, "overtemp_c", pu_json_number(max));
+	char *attrs = pu_attrs_text(a);
+	pu_emit_edge(g->host, ctx, device, e, FG_KIND_OVERTEMP, "degC", value,
+	             object_time(g, f, o + 10), attrs);
 	free(attrs);
 }
 
@@ -348,7 +319,7 @@ static void operation(struct gb *g, fg_decode_ctx *ctx, const struct frame *f,
 		return;
 	json_t *a = base_attrs(f);
 	json_object_set_new(a, "operation", json_integer(flags));
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	pu_emit(g->host, ctx, device, FG_KIND_TEST, FG_KIND_NONE, object_time(g, f, t), attrs);
 	free(attrs);
 }
@@ -368,14 +339,14 @@ static void uitd_state(struct gb *g, fg_decode_ctx *ctx, const struct frame *f, 
 		if (st & 1u << bit)
 			json_array_append_new(list, json_string(faults[bit]));
 	json_object_set_new(a, "faults", list);
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	int64_t t = object_time(g, f, o + 1);
 	if (!g->host->state_get(ctx, f->uitd, "avail")) {
 		pu_emit(g->host, ctx, f->uitd, FG_KIND_ONLINE, FG_KIND_NONE, t, attrs);
 		g->host->state_set(ctx, f->uitd, "avail", "online");
 	}
-	edge(g, ctx, f->uitd, "fire", st & 0x02, FG_KIND_SMOKE, t, attrs);
-	edge(g, ctx, f->uitd, "fault", st & 0x7c, FG_KIND_FAULT, t, attrs);
+	pu_transition(g->host, ctx, f->uitd, "fire", st & 0x02, FG_KIND_SMOKE, t, attrs);
+	pu_transition(g->host, ctx, f->uitd, "fault", st & 0x7c, FG_KIND_FAULT, t, attrs);
 	free(attrs);
 }
 

@@ -226,35 +226,14 @@ static int parse_envelope(struct gs524n *g, fg_decode_ctx *ctx, const struct fg_
 	return 1;
 }
 
-static void emit_kind(struct gs524n *g, fg_decode_ctx *ctx, const struct uplink *up,
-                      fg_kind kind, fg_kind clears, bool with_value, double value,
-                      const char *attrs)
-{
-	struct fg_event ev = {
-		.struct_size = sizeof(ev),
-		.kind = kind,
-		.severity = pu_severity(kind),
-		.device = up->eui,
-		.clears = clears,
-		.has_value = with_value,
-		.value = value,
-		.unit = with_value ? "%" : NULL,
-		.device_time_ms = up->time_ms,
-		.attrs_json = attrs,
-	};
-	g->host->emit(ctx, &ev);
-}
-
-/* Rise -> the kind, fall -> its clear, as one step. */
+/* Rise -> the kind (with a percentage when with_value), fall -> its clear. */
 static void edge(struct gs524n *g, fg_decode_ctx *ctx, const struct uplink *up,
                  const char *key, fg_kind kind, bool active, bool with_value, double value,
                  const char *attrs)
 {
 	enum pu_edge e = pu_edge(g->host, ctx, up->eui, key, active);
-	if (e == PU_EDGE_RISE)
-		emit_kind(g, ctx, up, kind, FG_KIND_NONE, with_value, value, attrs);
-	else if (e == PU_EDGE_FALL)
-		emit_kind(g, ctx, up, FG_KIND_CLEAR, kind, false, 0, attrs);
+	pu_emit_edge(g->host, ctx, up->eui, e, kind, e == PU_EDGE_RISE && with_value ? "%" : NULL,
+	             value, up->time_ms, attrs);
 }
 
 static int decode_frame(struct gs524n *g, fg_decode_ctx *ctx, struct uplink *up)
@@ -299,7 +278,7 @@ static int decode_frame(struct gs524n *g, fg_decode_ctx *ctx, struct uplink *up)
 	json_object_set_new(a, "concentration", json_integer(concentration));
 	json_object_set_new(a, "temperature", json_integer(temperature));
 	json_object_set_new(a, "firmware", json_integer(f[0] >> 4));
-	char *attrs = json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	char *attrs = json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15));   /* a: up->meta */
 
 	switch (type) {
 	case T_ALARM:
@@ -325,7 +304,7 @@ static int decode_frame(struct gs524n *g, fg_decode_ctx *ctx, struct uplink *up)
 		break;
 	case T_TEST:
 	case T_TEST_LOW_BATTERY:
-		emit_kind(g, ctx, up, FG_KIND_TEST, FG_KIND_NONE, false, 0, attrs);
+		pu_emit(g->host, ctx, up->eui, FG_KIND_TEST, FG_KIND_NONE, up->time_ms, attrs);
 		if (type == T_TEST_LOW_BATTERY)
 			edge(g, ctx, up, "battery_low", FG_KIND_BATTERY_LOW, true, true, battery, attrs);
 		break;

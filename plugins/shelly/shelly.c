@@ -106,13 +106,6 @@ static int64_t device_time(const json_t *ts)
 		? (int64_t)llround(t * 1000) : 0;
 }
 
-static char *attrs_dump(json_t *a)
-{
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(a);
-	return s;
-}
-
 /* attrs of a Gen2 event: component, channel, and a boot-relative ts. */
 static char *gen2_attrs(const char *component, const char *channel, const json_t *ts,
                         const json_t *mute)
@@ -122,7 +115,7 @@ static char *gen2_attrs(const char *component, const char *channel, const json_t
 		json_object_set(a, "uptime_s", (json_t *)ts);
 	if (a && json_is_boolean(mute))
 		json_object_set(a, "mute", (json_t *)mute);
-	return attrs_dump(a);
+	return pu_attrs_text(a);
 }
 
 /* Device id of component N: the device itself for N = 0 (the Plus Smoke has
@@ -139,11 +132,7 @@ static void component_device(const char *src, const char *component, char *buf, 
 static void smoke_transition(struct shelly *s, fg_decode_ctx *ctx, const char *device,
                              bool alarm, int64_t time_ms, const char *attrs)
 {
-	enum pu_edge e = pu_edge(s->host, ctx, device, "smoke", alarm);
-	if (e == PU_EDGE_RISE)
-		pu_emit(s->host, ctx, device, FG_KIND_SMOKE, FG_KIND_NONE, time_ms, attrs);
-	else if (e == PU_EDGE_FALL)
-		pu_emit(s->host, ctx, device, FG_KIND_CLEAR, FG_KIND_SMOKE, time_ms, attrs);
+	pu_transition(s->host, ctx, device, "smoke", alarm, FG_KIND_SMOKE, time_ms, attrs);
 }
 
 /* battery_low below the threshold, cleared BATTERY_HYSTERESIS above it so a
@@ -162,24 +151,11 @@ static void battery_transition(struct shelly *s, fg_decode_ctx *ctx, const char 
 		return;
 	json_t *a = json_object();
 	if (a)
-		json_object_set_new(a, "battery", percent == floor(percent)
-		                    ? json_integer((json_int_t)percent) : json_real(percent));
+		json_object_set_new(a, "battery", pu_json_number(percent));
 	if (a && !isnan(volts))
 		json_object_set_new(a, "voltage", json_real(volts));
-	char *attrs = attrs_dump(a);
-	struct fg_event ev = {
-		.struct_size = sizeof(ev),
-		.kind = e == PU_EDGE_RISE ? FG_KIND_BATTERY_LOW : FG_KIND_CLEAR,
-		.severity = e == PU_EDGE_RISE ? FG_SEV_WARNING : FG_SEV_INFO,
-		.device = device,
-		.clears = FG_KIND_BATTERY_LOW,
-		.has_value = 1,
-		.value = percent,
-		.unit = "%",
-		.device_time_ms = time_ms,
-		.attrs_json = attrs,
-	};
-	s->host->emit(ctx, &ev);
+	char *attrs = pu_attrs_text(a);
+	pu_emit_edge(s->host, ctx, device, e, FG_KIND_BATTERY_LOW, "%", percent, time_ms, attrs);
 	free(attrs);
 }
 

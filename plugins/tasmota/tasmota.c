@@ -189,39 +189,14 @@ static int match_topic(const struct tasmota *t, const char *topic, struct where 
 	return 0;
 }
 
-static char *attrs_dump(json_t *a)
-{
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(a);
-	return s;
-}
-
-static json_t *number(double v)
-{
-	return v == floor(v) && fabs(v) < 1e15 ? json_integer((json_int_t)v) : json_real(v);
-}
-
-/* Emit the edge of a threshold condition with its measured value. */
+/* Emit the edge of a threshold condition with its measured value; attrs
+ * are stolen. */
 static void emit_edge(struct tasmota *t, fg_decode_ctx *ctx, const char *device, fg_kind kind,
                       enum pu_edge e, double value, const char *unit, int64_t time_ms,
                       json_t *attrs)
 {
-	char *a = attrs_dump(attrs);
-	if (e != PU_EDGE_NONE) {
-		struct fg_event ev = {
-			.struct_size = sizeof(ev),
-			.kind = e == PU_EDGE_RISE ? kind : FG_KIND_CLEAR,
-			.severity = pu_severity(e == PU_EDGE_RISE ? kind : FG_KIND_CLEAR),
-			.device = device,
-			.clears = kind,
-			.has_value = !isnan(value),
-			.value = value,
-			.unit = isnan(value) ? NULL : unit,
-			.device_time_ms = time_ms,
-			.attrs_json = a,
-		};
-		t->host->emit(ctx, &ev);
-	}
+	char *a = pu_attrs_text(attrs);
+	pu_emit_edge(t->host, ctx, device, e, kind, isnan(value) ? NULL : unit, value, time_ms, a);
 	free(a);
 }
 
@@ -324,7 +299,7 @@ static void zigbee_entry(struct tasmota *t, fg_decode_ctx *ctx, const struct whe
 		if (!smoke_zone)
 			json_object_set_new(a, "zone_type", json_string("unknown"));
 	}
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 
 	/* A test press raises the alarm bit too: the test wins. */
 	bool test = status >= 0 && (status & IAS_TEST);
@@ -353,13 +328,9 @@ static void zigbee_entry(struct tasmota *t, fg_decode_ctx *ctx, const struct whe
 			{ IAS_TROUBLE, "fault", FG_KIND_FAULT },
 			{ IAS_BATTERY, "battery_low", FG_KIND_BATTERY_LOW },
 		};
-		for (size_t i = 0; i < PU_ARRAY_LEN(bits); i++) {
-			enum pu_edge e = pu_edge(h, ctx, device, bits[i].key, status & bits[i].bit);
-			if (e == PU_EDGE_RISE)
-				pu_emit(h, ctx, device, bits[i].kind, FG_KIND_NONE, time_ms, attrs);
-			else if (e == PU_EDGE_FALL)
-				pu_emit(h, ctx, device, FG_KIND_CLEAR, bits[i].kind, time_ms, attrs);
-		}
+		for (size_t i = 0; i < PU_ARRAY_LEN(bits); i++)
+			pu_transition(h, ctx, device, bits[i].key, status & bits[i].bit, bits[i].kind,
+			              time_ms, attrs);
 	}
 	free(attrs);
 }
@@ -445,15 +416,15 @@ static int energy(struct tasmota *t, fg_decode_ctx *ctx, const struct where *w, 
 			continue;
 		json_t *a = json_object();
 		if (a && !isnan(amps))
-			json_object_set_new(a, "current", number(amps));
+			json_object_set_new(a, "current", pu_json_number(amps));
 		if (a && !isnan(watts))
-			json_object_set_new(a, "power", number(watts));
+			json_object_set_new(a, "power", pu_json_number(watts));
 		if (a && !isnan(volts))
-			json_object_set_new(a, "voltage", number(volts));
+			json_object_set_new(a, "voltage", pu_json_number(volts));
 		if (a && a_on)
-			json_object_set_new(a, "current_max", number(imax));
+			json_object_set_new(a, "current_max", pu_json_number(imax));
 		if (a && p_on)
-			json_object_set_new(a, "power_max", number(pmax));
+			json_object_set_new(a, "power_max", pu_json_number(pmax));
 		emit_edge(t, ctx, device, FG_KIND_OVERCURRENT, e, isnan(amps) ? watts : amps,
 		          isnan(amps) ? "W" : "A", time_ms, a);
 	}
@@ -482,10 +453,10 @@ static void temperature(struct tasmota *t, fg_decode_ctx *ctx, const struct wher
 	json_t *a = json_object();
 	if (a) {
 		json_object_set_new(a, "sensor", json_string(sensor));
-		json_object_set_new(a, "overtemp_c", number(max));
+		json_object_set_new(a, "overtemp_c", pu_json_number(max));
 	}
 	if (a && fahrenheit)
-		json_object_set_new(a, "temperature_f", number(raw));
+		json_object_set_new(a, "temperature_f", pu_json_number(raw));
 	emit_edge(t, ctx, device, FG_KIND_OVERTEMP, e, c, "degC", time_ms, a);
 }
 
@@ -506,11 +477,8 @@ static void input(struct tasmota *t, fg_decode_ctx *ctx, const struct where *w,
 	char attrs[400];
 	snprintf(attrs, sizeof(attrs), "{\"input\":\"%s\",\"wiring\":\"%s\"}", sw,
 	         normally_closed ? "nc" : "no");
-	enum pu_edge e = pu_edge(t->host, ctx, device, "smoke", on != normally_closed);
-	if (e == PU_EDGE_RISE)
-		pu_emit(t->host, ctx, device, FG_KIND_SMOKE, FG_KIND_NONE, time_ms, attrs);
-	else if (e == PU_EDGE_FALL)
-		pu_emit(t->host, ctx, device, FG_KIND_CLEAR, FG_KIND_SMOKE, time_ms, attrs);
+	pu_transition(t->host, ctx, device, "smoke", on != normally_closed, FG_KIND_SMOKE, time_ms,
+	              attrs);
 }
 
 static bool is_switch(const char *key)
