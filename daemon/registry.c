@@ -284,6 +284,7 @@ static int read_header(struct errors *e, const struct record *r, int *map)
 			    "flags, contact)");
 		} else if (seen[map[i]]) {
 			err(e, r->line, r->v[i], "column given twice");
+			map[i] = -1;
 		} else {
 			seen[map[i]] = true;
 		}

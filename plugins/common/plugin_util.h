@@ -27,6 +27,8 @@
 
 static PU_UNUSED const char *pu_json_type(const json_t *v)
 {
+	if (!v)
+		return "nothing";   /* a missing key: json_object_get gave NULL */
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "object";
 	case JSON_ARRAY: return "array";
@@ -43,6 +45,10 @@ static PU_UNUSED const char *pu_json_type(const json_t *v)
  * messages, truncated to fit buf. */
 static PU_UNUSED const char *pu_describe(const json_t *v, char *buf, size_t len)
 {
+	if (!v) {
+		snprintf(buf, len, "nothing (the key is missing)");
+		return buf;
+	}
 	char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (text && strlen(text) > 40)
 		strcpy(text + 37, "...");
