@@ -1,6 +1,6 @@
 /*
  * Helpers of the camera plugins (frigate, hikvision, dahua), header-only
- * like plugin_util.h: message headers, attrs text, and a camera's online
+ * like plugin_util.h: message headers and a camera's online
  * state kept from its traffic (heartbeats included) with a silence timeout
  * on a wake-up (fg_host.wake_at).
  *
@@ -26,14 +26,6 @@ static PU_UNUSED const char *pc_header(const struct fg_msg *msg, const char *nam
 		if (msg->headers[i].name && strcasecmp(msg->headers[i].name, name) == 0)
 			return msg->headers[i].value;
 	return NULL;
-}
-
-/* attrs text of a JSON object (stolen; NULL stays NULL), malloc'd. */
-static PU_UNUSED char *pc_attrs(json_t *a)
-{
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(a);
-	return s;
 }
 
 /*

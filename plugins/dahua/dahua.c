@@ -132,7 +132,7 @@ static void lane_emit(struct dahua *d, fg_decode_ctx *ctx, const struct pl_lane 
 		json_object_set_new(a, "reason", json_string(ln->clear_reason ? ln->clear_reason
 		                                                              : "unknown"));
 	}
-	char *attrs = pc_attrs(a);
+	char *attrs = pu_attrs_text(a);
 	pu_emit(d->host, ctx, ln->device,
 	        c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED : FG_KIND_FIRE_LANE_CLEARED,
 	        FG_KIND_NONE, 0, attrs);
@@ -198,7 +198,7 @@ static int one_event(struct dahua *d, const struct fg_msg *msg, fg_decode_ctx *c
 		if (meta && rule)
 			json_object_set_new(meta, "rule", json_string(rule));
 		json_decref(dj);
-		char *ms = pc_attrs(meta);
+		char *ms = pu_attrs_text(meta);
 		d->host->state_set(ctx, dev, "meta", ms && strlen(ms) <= 1024 ? ms : NULL);
 		free(ms);
 	} else {

@@ -343,7 +343,7 @@ static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lan
 		json_object_set_new(a, "verified", json_boolean(strcmp(why, "left_zone") == 0));
 		json_object_set_new(a, "reason", json_string(why));
 	}
-	char *attrs = pc_attrs(a);
+	char *attrs = pu_attrs_text(a);
 	pu_emit(f->host, ctx, dev, c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED
 	                                           : FG_KIND_FIRE_LANE_CLEARED,
 	        FG_KIND_NONE, time_ms, attrs);
@@ -526,7 +526,7 @@ static int decode_available(struct frigate *f, const struct fg_msg *msg, fg_deco
 		json_object_set_new(a, "cameras", cams);
 	else
 		json_decref(cams);
-	char *attrs = pc_attrs(a);
+	char *attrs = pu_attrs_text(a);
 	struct fg_event ev = {
 		.struct_size = sizeof(ev),
 		.kind = online ? FG_KIND_ONLINE : FG_KIND_OFFLINE,

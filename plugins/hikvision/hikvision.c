@@ -378,7 +378,7 @@ static void lane_emit(struct hik *k, fg_decode_ctx *ctx, const struct pl_lane *l
 		json_object_set_new(a, "verified", json_boolean(strcmp(why, "inactive") == 0));
 		json_object_set_new(a, "reason", json_string(why));
 	}
-	char *attrs = pc_attrs(a);
+	char *attrs = pu_attrs_text(a);
 	pu_emit(k->host, ctx, ln->device,
 	        c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED : FG_KIND_FIRE_LANE_CLEARED,
 	        FG_KIND_NONE, time_ms, attrs);
@@ -522,7 +522,7 @@ static void io_alert(struct hik *k, fg_decode_ctx *ctx, struct alert *a, int64_t
 	                       (json_int_t)port);
 	if (at && !active)
 		json_object_set_new(at, "reason", json_string("inactive"));
-	char *attrs = pc_attrs(at);
+	char *attrs = pu_attrs_text(at);
 	enum pu_edge e = pu_edge(k->host, ctx, dev, mapped, active);
 	if (e == PU_EDGE_RISE)
 		pu_emit(k->host, ctx, dev, kind, FG_KIND_NONE, a->device_time_ms, attrs);
