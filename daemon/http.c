@@ -752,6 +752,9 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* MHD hands us its own printf format (MHD_OPTION_EXTERNAL_LOGGER). */
+static void mhd_log_cb(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
 {
 	struct listener *l = cls;

@@ -164,9 +164,9 @@ static void test_store(void)
 	fclose(f);
 	CHECK(out && strcmp(out, HEADER "dev-a,zigbee2mqtt,\"kitchen, north\",heping,3,2,2,201,b3,"
 	                    "c5,s2,elderly_alone;mobility_impaired,\"Wang \"\"laoshi\"\"\"\r\n") == 0);
-	struct fg_registry_row *rows;
-	size_t n;
-	char *errs;
+	struct fg_registry_row *rows = NULL;
+	size_t n = 0;
+	char *errs = NULL;
 	CHECK(out && parse(out, &rows, &n, &errs) == 0 && n == 1);
 	if (n == 1)
 		CHECK(strcmp(rows[0].f[FG_REG_FLAGS], "elderly_alone mobility_impaired") == 0);
