@@ -705,6 +705,13 @@ static int device_setup(fg_modbus *m, struct mb_device *d, fg_plugin_host *host,
 		return append_error(errs, "%s:%d: [modbus-device %s] bus: no [modbus-bus %s]", path,
 		                    c->line, c->name, c->bus) < 0 ? -ENOMEM : -EINVAL;
 
+	/* A plugin that is not a Modbus plugin says so, rather than refusing the
+	 * thresholds it does not know. */
+	const struct fg_plugin *desc = NULL;
+	if (fg_plugin_host_find(host, c->plugin, &desc, NULL, 0) == 0 && !fg_plugin_is_modbus(desc))
+		return append_error(errs, "%s:%d: [modbus-device %s] plugin: '%s' is not a Modbus "
+		                    "plugin (it declares no register map)", path, c->line, c->name,
+		                    c->plugin) < 0 ? -ENOMEM : -EINVAL;
 	char *e = NULL;
 	int r = fg_source_inst_new(host, path, &d->src, &d->si, &e);
 	if (r < 0) {
@@ -717,10 +724,6 @@ static int device_setup(fg_modbus *m, struct mb_device *d, fg_plugin_host *host,
 		return -EINVAL;
 	}
 	free(e);
-	if (!fg_plugin_is_modbus(fg_source_inst_plugin(d->si)))
-		return append_error(errs, "%s:%d: [modbus-device %s] plugin: '%s' is not a Modbus "
-		                    "plugin (it declares no register map)", path, c->line, c->name,
-		                    c->plugin) < 0 ? -ENOMEM : -EINVAL;
 	char why[256];
 	r = fg_modbus_map_compose(fg_source_inst_modbus_map(d->si), c->registers, c->n_registers,
 	                          c->scale, c->n_scale, c->word_order, c->n_word_order, &d->map,

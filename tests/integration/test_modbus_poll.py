@@ -8,13 +8,17 @@ Modbus polling against a real Modbus TCP server (fg-modbus-sim):
      port 08 stays quiet; back to 1.21 A clears it;
   3. overtemp with hysteresis: 62 degC opens overtemp (60 for 1 s), 58 is
      inside the 5 degC band and keeps it, 54 clears it;
-  4. the smoke contact of the relay board opens a critical smoke incident.
+  4. the smoke contact of the relay board opens a critical smoke incident;
+  5. `firegridd --check-config` names every bad [modbus-device] line: a bad
+     threshold, a plugin that is not a Modbus plugin, an override of an
+     entry the map lacks.
 """
+import subprocess
 import time
 
-from harness import check, log, run, sink
-from modbus_harness import (incidents_of, modbus_daemon, shed_sections, shed_sim,
-                            temperature, wait_incident)
+from harness import FIREGRIDD, check, log, run, sink
+from modbus_harness import (incidents_of, modbus_config, modbus_daemon, shed_sections,
+                            shed_sim, temperature, wait_incident)
 
 
 def test(env):
@@ -84,6 +88,22 @@ def test(env):
     check(inc['severity'] == 'critical', 'smoke severity: %r' % inc)
 
     check(d.stop() == 0, 'firegridd did not exit cleanly')
+
+    # 5. config errors
+    bad = shed_sections(sim.port, extra={
+        'modbus-device b3-temp': {'overtemp': 'hot'},
+        'modbus-device b3-port07': {'plugin': 'generic-json'},
+        'modbus-device b3-port08': {'scale': 'tmp:0.1'}})
+    d.write_config(modbus_config(d, bad))
+    r = subprocess.run([FIREGRIDD, '--check-config', '--config', d.conf_path],
+                       capture_output=True, timeout=30)
+    err = r.stderr.decode()
+    check(r.returncode == 1, 'check-config accepted a bad config: %s' % err)
+    for want in ("[modbus-device b3-temp] overtemp: expected a number",
+                 "[modbus-device b3-port07] plugin: 'generic-json' is not a Modbus plugin",
+                 "[modbus-device b3-port08] register map: scale 'tmp:0.1': the register map "
+                 "has no entry 'tmp'"):
+        check(want in err, 'check-config did not say %r:\n%s' % (want, err))
 
 
 if __name__ == '__main__':
