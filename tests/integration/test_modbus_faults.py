@@ -24,7 +24,7 @@ from modbus_harness import (ModbusSim, incident_attrs, incidents_of, meter, modb
 
 INTERVAL_S = 0.5
 OTHERS = (1, 7, 20)           # units that keep answering
-PER_POLL = {1: 1, 7: 6, 20: 2}
+PER_POLL = {1: 1, 7: 5, 20: 2}     # requests per poll
 
 
 def fill(sim):
