@@ -207,13 +207,30 @@ static json_t *text_or_null(sqlite3_stmt *s, int col)
 	return t ? json_string(t) : json_null();
 }
 
-static bool has_interlock_tables(fg_store *st)
+/* The store, read-only, when it has the interlock's tables; else NULL after
+ * saying why. */
+static fg_store *interlock_store(struct ctl *c)
 {
+	fg_store *st = NULL;
+	if (ctl_open_store(c, &st) < 0)
+		return NULL;
 	if (fg_store_schema_version(st) >= FG_INTERLOCK_SCHEMA_VERSION)
-		return true;
+		return st;
 	fprintf(stderr, "firegridctl interlock: this store predates the interlock (schema v%d); "
 	        "start this version of firegridd once\n", fg_store_schema_version(st));
-	return false;
+	fg_store_close(st);
+	return NULL;
+}
+
+/* The rows as --json output, or the table; frees both. */
+static int interlock_print(struct ctl *c, json_t *rows, struct ctl_table *t)
+{
+	if (c->json)
+		return ctl_json_print(rows);
+	json_decref(rows);
+	ctl_table_print(t, stdout);
+	ctl_table_free(t);
+	return 0;
 }
 
 static int interlock_status(struct ctl *c)
@@ -224,13 +241,9 @@ static int interlock_status(struct ctl *c)
 		" FROM interlock_actions a"
 		" WHERE a.id = (SELECT max(id) FROM interlock_actions b WHERE b.rule = a.rule)"
 		" ORDER BY a.rule";
-	fg_store *st = NULL;
-	if (ctl_open_store(c, &st) < 0)
+	fg_store *st = interlock_store(c);
+	if (!st)
 		return 1;
-	if (!has_interlock_tables(st)) {
-		fg_store_close(st);
-		return 1;
-	}
 	sqlite3_stmt *s = fg_store_stmt(st, sql);
 	json_t *rows = json_array();
 	static const char *const head[] = { "RULE", "LAST ACTION", "AT", "VERIFIED", "PENDING",
@@ -259,12 +272,7 @@ static int interlock_status(struct ctl *c)
 		}
 	}
 	fg_store_close(st);
-	if (c->json)
-		return ctl_json_print(rows);
-	json_decref(rows);
-	ctl_table_print(t, stdout);
-	ctl_table_free(t);
-	return 0;
+	return interlock_print(c, rows, t);
 }
 
 static int interlock_history(struct ctl *c, const char *rule, long long limit)
@@ -273,13 +281,9 @@ static int interlock_history(struct ctl *c, const char *rule, long long limit)
 		"SELECT id, at_ms, rule, action, device, coils, value, dry_run, written, verified,"
 		" readback, error, incident_id, trigger, actor FROM interlock_actions"
 		" WHERE ?1 IS NULL OR rule = ?1 ORDER BY id DESC LIMIT ?2";
-	fg_store *st = NULL;
-	if (ctl_open_store(c, &st) < 0)
+	fg_store *st = interlock_store(c);
+	if (!st)
 		return 1;
-	if (!has_interlock_tables(st)) {
-		fg_store_close(st);
-		return 1;
-	}
 	sqlite3_stmt *s = fg_store_stmt(st, sql);
 	if (s) {
 		fg_store_bind_text(s, 1, rule);
@@ -324,12 +328,7 @@ static int interlock_history(struct ctl *c, const char *rule, long long limit)
 		}
 	}
 	fg_store_close(st);
-	if (c->json)
-		return ctl_json_print(rows);
-	json_decref(rows);
-	ctl_table_print(t, stdout);
-	ctl_table_free(t);
-	return 0;
+	return interlock_print(c, rows, t);
 }
 
 /*

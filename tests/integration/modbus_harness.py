@@ -14,30 +14,29 @@ Poll counts are read from the simulator (requests it answered per unit), so
 import json
 import os
 import select
-import signal
 import sqlite3
 import subprocess
 import time
 import types
 
-from harness import (BUILD_ROOT, Daemon, TestFailure, check, ini, log, wait_until)
+from harness import BUILD_ROOT, Daemon, Proc, TestFailure, check, ini, wait_until
 
 FG_MODBUS_SIM = os.environ.get('FG_MODBUS_SIM') or os.path.join(
     BUILD_ROOT, 'tests', 'tools', 'fg-modbus-sim')
 
 
-class ModbusSim:
-    """fg-modbus-sim as a child: TCP on 127.0.0.1 (port 0 = any), or RTU."""
+class ModbusSim(Proc):
+    """fg-modbus-sim as a child: TCP on 127.0.0.1 (port 0 = any), or RTU.
+    A harness.Proc (stop, alive, output) whose stdin is a pipe for control."""
 
     def __init__(self, env, port=0, name='modbus-sim', rtu=None, unit=1):
-        self.env = env
+        # Proc's own constructor gives the child no stdin; the rest is Proc's.
         self.name = name
+        self.argv = [FG_MODBUS_SIM] + (['--rtu', rtu, '--unit', str(unit)] if rtu
+                                       else ['--port', str(port)])
         self.log_path = os.path.join(env.tmp, '%s.log' % name)
         self._log = open(self.log_path, 'ab')
-        argv = [FG_MODBUS_SIM]
-        argv += ['--rtu', rtu, '--unit', str(unit)] if rtu else ['--port', str(port)]
-        self.argv = argv
-        self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.popen = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._log, cwd=env.tmp)
         self.pid = self.popen.pid
         self._buf = b''
@@ -46,33 +45,6 @@ class ModbusSim:
         check(first.startswith('PORT ') or first.startswith('RTU '),
               'fg-modbus-sim did not start: %r\n%s' % (first, self.output()))
         self.port = int(first.split()[1]) if first.startswith('PORT ') else None
-
-    # --- the process ---------------------------------------------------------
-    def alive(self):
-        return self.popen.poll() is None
-
-    def send_signal(self, sig):
-        if self.alive():
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        self.send_signal(sig)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.send_signal(signal.SIGKILL)
-            self.popen.wait(timeout=10)
-        self._log.close()
-
-    def output(self):
-        try:
-            with open(self.log_path, 'r', errors='replace') as f:
-                return f.read()
-        except OSError:
-            return ''
 
     # --- control ---------------------------------------------------------------
     def _line(self, timeout):

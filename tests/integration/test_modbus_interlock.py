@@ -143,6 +143,18 @@ def test(env):
           'the dry run wrote coils (writes %d -> %d, coils %r)' % (writes, sim.writes(20),
                                                                     coils(sim)))
     check('dry run: would cut' in d.log_text(), 'the dry run was not logged')
+
+    # firegridctl reads it all back
+    hist = d.ctl('interlock', 'history')
+    check([(h['action'], h['verified'], h['dry_run']) for h in hist][:2] ==
+          [('cut', False, True), ('restore', True, False)],
+          'interlock history (newest first): %r' % hist[:3])
+    check(hist[-1]['coils'] == list(COILS) and hist[-1]['readback'] == [False] * 4 and
+          hist[-1]['trigger'] == 'b3-temp overtemp', 'first action: %r' % hist[-1])
+    status = d.ctl('interlock', 'status')
+    check(len(status) == 1 and status[0]['rule'] == 'shed-b3' and
+          status[0]['last_action'] == 'cut' and status[0]['dry_run'] is True and
+          status[0]['pending_commands'] == 0, 'interlock status: %r' % status)
     check(d.stop() == 0, 'firegridd did not exit cleanly')
 
 
