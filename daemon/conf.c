@@ -31,6 +31,7 @@
 #include "fg_config.h"
 #include "formats.h"
 #include "http.h"
+#include "modbus_map.h"
 #include "options.h"
 #include "sign.h"
 #include "util.h"
@@ -384,6 +385,116 @@ static const struct conf_key gb26875_keys[] = {
 };
 #undef G
 
+static int check_modbus_entry(const char *v, char *err, size_t errlen);
+static int check_modbus_scale(const char *v, char *err, size_t errlen);
+static int check_modbus_order(const char *v, char *err, size_t errlen);
+static int check_coil(const char *v, char *err, size_t errlen);
+static int check_trigger_kind(const char *v, char *err, size_t errlen);
+
+static const struct choice bus_types[] = {
+	{ "tcp", FG_MODBUS_BUS_TCP }, { "rtu", FG_MODBUS_BUS_RTU }, { NULL, 0 },
+};
+static const struct choice parities[] = {
+	{ "none", 'N' }, { "even", 'E' }, { "odd", 'O' }, { NULL, 0 },
+};
+static const struct choice coil_values[] = {
+	{ "off", 0 }, { "on", 1 }, { NULL, 0 },
+};
+_Static_assert(sizeof(enum fg_modbus_bus_type) == sizeof(int), "bus type stored as int");
+
+#define B(f) offsetof(struct fg_conf_modbus_bus, f)
+static const struct conf_key modbus_bus_keys[] = {
+	{ .o = { "type", FG_OPT_STRING, NULL, B(type), "Modbus TCP endpoint or RTU serial line",
+	    0, 0 }, .flags = K_REQUIRED, .choices = bus_types, .example = "tcp" },
+	{ .o = { "host", FG_OPT_STRING, NULL, B(host),
+	    "tcp: address of the device or gateway (an IP literal keeps lookups off the worker)",
+	    0, 0 } },
+	{ .o = { "port", FG_OPT_INT, "502", B(port), "tcp: port", 1, 65535 } },
+	{ .o = { "device", FG_OPT_STRING, NULL, B(device), "rtu: serial device, e.g. /dev/ttyUSB0",
+	    0, 0 } },
+	{ .o = { "baud", FG_OPT_INT, "9600", B(baud), "rtu: bits per second", 300, 4000000 } },
+	{ .o = { "parity", FG_OPT_STRING, "none", B(parity), "rtu: parity", 0, 0 },
+	  .choices = parities },
+	{ .o = { "data_bits", FG_OPT_INT, "8", B(data_bits), "rtu: data bits", 5, 8 } },
+	{ .o = { "stop_bits", FG_OPT_INT, "1", B(stop_bits), "rtu: stop bits", 1, 2 } },
+	{ .o = { "timeout", FG_OPT_DURATION, "1s", B(timeout_ms),
+	    "Response timeout of the devices on this bus (a device may set its own)", 10, T_MIN } },
+	{ .o = { "connect_timeout", FG_OPT_DURATION, "3s", B(connect_timeout_ms),
+	    "tcp: connection set-up", 10, T_MIN } },
+	{ .o = { "reconnect_min", FG_OPT_DURATION, "1s", B(reconnect_min_ms),
+	    "First reconnect delay ceiling after the bus failed (full jitter, doubling)", 10, T_HOUR } },
+	{ .o = { "reconnect_max", FG_OPT_DURATION, "1m", B(reconnect_max_ms),
+	    "Cap of the reconnect delay", 100, T_DAY } },
+};
+#undef B
+
+#define D(f) offsetof(struct fg_conf_modbus_device, f)
+static const struct conf_key modbus_device_keys[] = {
+	{ .o = { "bus", FG_OPT_STRING, NULL, D(bus), "The [modbus-bus] the device is on", 0, 0 },
+	  .flags = K_REQUIRED, .check = check_name, .example = "shed-b3" },
+	{ .o = { "unit", FG_OPT_INT, NULL, D(unit),
+	    "Unit (slave) id: 1..247 on RTU; on TCP what the gateway routes (often 1 or 255)",
+	    0, 255 }, .flags = K_REQUIRED, .example = "7" },
+	{ .o = { "plugin", FG_OPT_STRING, NULL, D(plugin),
+	    "Modbus plugin: the model's register map and thresholds", 0, 0 },
+	  .flags = K_REQUIRED, .check = check_name, .example = "sdm120" },
+	{ .o = { "role", FG_OPT_STRING, NULL, D(role),
+	    "What the device watches, carried in events (e.g. port 07 meter)", 0, 0 } },
+	{ .o = { "interval", FG_OPT_DURATION, "5s", D(interval_ms), "Poll interval", 100, T_DAY } },
+	{ .o = { "timeout", FG_OPT_DURATION, "0", D(timeout_ms),
+	    "Response timeout; 0 = the bus's", 0, T_MIN } },
+	{ .o = { "offline_after", FG_OPT_INT, "3", D(offline_after),
+	    "Consecutive unanswered polls before the device is reported offline", 1, 1000 } },
+	{ .o = { "offline_interval", FG_OPT_DURATION, "30s", D(offline_interval_ms),
+	    "Poll interval while offline, so a dead device costs little bus time", 100, T_DAY } },
+	{ .o = { "registers", FG_OPT_STRING, NULL, D(registers),
+	    "Map entries NAME:ADDRESS[:TYPE][:ORDER][:*SCALE][:UNIT] added to (or replacing) "
+	    "the plugin's", 0, 0 }, .flags = K_LIST, .check = check_modbus_entry },
+	{ .o = { "scale", FG_OPT_STRING, NULL, D(scale),
+	    "Scale overrides: FACTOR for every numeric entry, or NAME:FACTOR", 0, 0 },
+	  .flags = K_LIST, .check = check_modbus_scale },
+	{ .o = { "word_order", FG_OPT_STRING, NULL, D(word_order),
+	    "Word order overrides: ABCD, CDAB, BADC or DCBA for every entry, or NAME:ORDER", 0, 0 },
+	  .flags = K_LIST, .check = check_modbus_order },
+};
+#undef D
+_Static_assert(offsetof(struct fg_conf_modbus_device, n_registers) ==
+               offsetof(struct fg_conf_modbus_device, registers) + sizeof(char **) &&
+               offsetof(struct fg_conf_modbus_device, n_scale) ==
+               offsetof(struct fg_conf_modbus_device, scale) + sizeof(char **) &&
+               offsetof(struct fg_conf_modbus_device, n_word_order) ==
+               offsetof(struct fg_conf_modbus_device, word_order) + sizeof(char **),
+               "K_LIST keeps its count right after the array");
+
+#define I(f) offsetof(struct fg_conf_interlock, f)
+static const struct conf_key interlock_keys[] = {
+	{ .o = { "device", FG_OPT_STRING, NULL, I(device),
+	    "The [modbus-device] whose coils switch the charging power", 0, 0 },
+	  .flags = K_REQUIRED, .check = check_name, .example = "b3-relays" },
+	{ .o = { "coils", FG_OPT_STRING, NULL, I(coils),
+	    "0-based coil addresses to write (relay 1 = coil 0)", 0, 0 },
+	  .flags = K_REQUIRED | K_LIST, .check = check_coil, .example = "0 1 2 3" },
+	{ .o = { "cut_value", FG_OPT_STRING, "off", I(cut_value),
+	    "Coil value that cuts the power (restoring writes the other)", 0, 0 },
+	  .choices = coil_values },
+	{ .o = { "on", FG_OPT_STRING, "smoke overtemp residual_current", I(on),
+	    "Event kinds that cut (smoke, heat, overtemp, overcurrent, residual_current)", 0, 0 },
+	  .flags = K_LIST, .check = check_trigger_kind },
+	{ .o = { "from", FG_OPT_STRING, NULL, I(from),
+	    "[modbus-device] names whose alarms trigger the cut", 0, 0 },
+	  .flags = K_REQUIRED | K_LIST, .check = check_name, .example = "b3-temp b3-smoke" },
+	{ .o = { "dry_run", FG_OPT_BOOL, "false", I(dry_run),
+	    "Only log and record what would be written", 0, 0 } },
+};
+#undef I
+_Static_assert(offsetof(struct fg_conf_interlock, n_coils) ==
+               offsetof(struct fg_conf_interlock, coils) + sizeof(char **) &&
+               offsetof(struct fg_conf_interlock, n_on) ==
+               offsetof(struct fg_conf_interlock, on) + sizeof(char **) &&
+               offsetof(struct fg_conf_interlock, n_from) ==
+               offsetof(struct fg_conf_interlock, from) + sizeof(char **),
+               "K_LIST keeps its count right after the array");
+
 /* Sources and sinks both begin with these two fields. */
 struct named_head {
 	char *name;
@@ -392,8 +503,23 @@ struct named_head {
 _Static_assert(offsetof(struct fg_conf_source, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_sink, line) == offsetof(struct named_head, line) &&
                offsetof(struct fg_conf_client, line) == offsetof(struct named_head, line) &&
-               offsetof(struct fg_conf_gb26875, line) == offsetof(struct named_head, line),
+               offsetof(struct fg_conf_gb26875, line) == offsetof(struct named_head, line) &&
+               offsetof(struct fg_conf_modbus_bus, line) == offsetof(struct named_head, line) &&
+               offsetof(struct fg_conf_modbus_device, line) ==
+               offsetof(struct named_head, line) &&
+               offsetof(struct fg_conf_interlock, line) == offsetof(struct named_head, line),
                "named sections start with name and line");
+
+/* Sections whose unknown keys go to a plugin keep them here. */
+struct plugin_opts {
+	struct fg_conf_kv *opts;
+	size_t n_opts;
+};
+_Static_assert(offsetof(struct fg_conf_source, n_opts) ==
+               offsetof(struct fg_conf_source, opts) + sizeof(struct fg_conf_kv *) &&
+               offsetof(struct fg_conf_modbus_device, n_opts) ==
+               offsetof(struct fg_conf_modbus_device, opts) + sizeof(struct fg_conf_kv *),
+               "plugin options keep their count right after the array");
 
 struct loader;
 struct cursec;
@@ -405,7 +531,9 @@ struct conf_section {
 	/* Named sections ("[sink NAME]") are arrays in struct fg_conf. */
 	bool named;
 	size_t array_off, count_off, elem_size;
-	bool plugin_opts;            /* unknown keys are kept for the plugin */
+	/* Offset in the section's struct of the struct plugin_opts that keeps
+	 * its unknown keys for a plugin; 0 (false) = unknown keys are errors. */
+	size_t plugin_opts;
 	void (*finish)(struct loader *l, struct cursec *sec);   /* checks across keys */
 	const char *doc;             /* comment above the section in the defaults */
 	const char *example_name;
@@ -419,6 +547,7 @@ static void finish_client(struct loader *l, struct cursec *sec);
 static void finish_source(struct loader *l, struct cursec *sec);
 static void finish_api(struct loader *l, struct cursec *sec);
 static void finish_escalation(struct loader *l, struct cursec *sec);
+static void finish_modbus_bus(struct loader *l, struct cursec *sec);
 
 #define TABLE(t) t, sizeof(t) / sizeof((t)[0])
 #define FITS(t) _Static_assert(sizeof(t) / sizeof((t)[0]) <= MAX_KEYS, #t " has too many keys")
@@ -433,6 +562,9 @@ FITS(incidents_keys);
 FITS(escalation_keys);
 FITS(gb26875_keys);
 FITS(snapshots_keys);
+FITS(modbus_bus_keys);
+FITS(modbus_device_keys);
+FITS(interlock_keys);
 #define NAMED(type, arr, cnt) true, offsetof(struct fg_conf, arr), \
 	offsetof(struct fg_conf, cnt), sizeof(type)
 static const struct conf_section sections[] = {
@@ -442,8 +574,8 @@ static const struct conf_section sections[] = {
 	  "# The SQLite store: events, incidents, outbox, dead letters.\n", NULL, false },
 	{ "mqtt", TABLE(mqtt_keys), false, 0, 0, 0, false, finish_mqtt,
 	  "# The local MQTT broker the devices publish to.\n", NULL, false },
-	{ "source", TABLE(source_keys), NAMED(struct fg_conf_source, sources, n_sources), true,
-	  finish_source,
+	{ "source", TABLE(source_keys), NAMED(struct fg_conf_source, sources, n_sources),
+	  offsetof(struct fg_conf_source, opts), finish_source,
 	  "# [source NAME]: which plugin decodes which MQTT topics; any number of sources.\n"
 	  "# Other keys in the section are options of the plugin (see `firegridctl plugins`).\n",
 	  "zigbee2mqtt", false },
@@ -478,6 +610,23 @@ static const struct conf_section sections[] = {
 	  "# Frames go to the [source] whose topics match gb26875/NAME/<transmitter address>\n"
 	  "# (plugin = gb26875, topics = gb26875/NAME/#).\n",
 	  "uitd", true },
+	{ "modbus-bus", TABLE(modbus_bus_keys),
+	  NAMED(struct fg_conf_modbus_bus, modbus_buses, n_modbus_buses), false,
+	  finish_modbus_bus,
+	  "# [modbus-bus NAME]: a Modbus TCP endpoint or RTU serial line, polled by a\n"
+	  "# worker thread of its own (docs/modbus.md); any number.\n",
+	  "shed-b3", true },
+	{ "modbus-device", TABLE(modbus_device_keys),
+	  NAMED(struct fg_conf_modbus_device, modbus_devices, n_modbus_devices),
+	  offsetof(struct fg_conf_modbus_device, opts), NULL,
+	  "# [modbus-device NAME]: a polled device; NAME is its device id.  Other keys\n"
+	  "# are options of its plugin: thresholds (see `firegridctl plugins`).\n",
+	  "b3-port07", true },
+	{ "interlock", TABLE(interlock_keys),
+	  NAMED(struct fg_conf_interlock, interlocks, n_interlocks), false, NULL,
+	  "# [interlock NAME]: cut charging power locally when an alarm comes in;\n"
+	  "# never restored automatically (`firegridctl interlock restore NAME`).\n",
+	  "shed-b3", true },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -594,6 +743,45 @@ static int check_scope(const char *v, char *err, size_t errlen)
 		if (strcmp(v, scopes[i]) == 0)
 			return 0;
 	return reason(err, errlen, "expected read, actions, ingest or metrics, got '%.48s'", v);
+}
+
+static int check_modbus_entry(const char *v, char *err, size_t errlen)
+{
+	struct fg_modbus_entry_text e;
+	return fg_modbus_entry_parse(v, &e, err, errlen);
+}
+
+static int check_modbus_scale(const char *v, char *err, size_t errlen)
+{
+	char name[FG_MODBUS_NAME_MAX + 1];
+	double d;
+	return fg_modbus_scale_parse(v, name, sizeof(name), &d, err, errlen);
+}
+
+static int check_modbus_order(const char *v, char *err, size_t errlen)
+{
+	char name[FG_MODBUS_NAME_MAX + 1];
+	fg_modbus_order o;
+	return fg_modbus_order_parse(v, name, sizeof(name), &o, err, errlen);
+}
+
+static int check_coil(const char *v, char *err, size_t errlen)
+{
+	int64_t n;
+	if (fg_parse_int(v, &n) < 0 || n < 0 || n > 65535)
+		return reason(err, errlen, "'%s' is not a coil address 0..65535", v);
+	return 0;
+}
+
+static int check_trigger_kind(const char *v, char *err, size_t errlen)
+{
+	static const char *const ok[] = { "smoke", "heat", "overtemp", "overcurrent",
+	                                  "residual_current" };
+	for (size_t i = 0; i < FG_ARRAY_SIZE(ok); i++)
+		if (strcmp(v, ok[i]) == 0)
+			return 0;
+	return reason(err, errlen, "'%s' is not smoke, heat, overtemp, overcurrent or "
+	              "residual_current", v);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -988,10 +1176,11 @@ static void open_section(struct loader *l, const char *text, size_t len)
 	}
 }
 
-/* A key of a [source] section that is not ours: kept for the plugin. */
+/* A key of a [source] (or [modbus-device]) section that is not ours: kept
+ * for the plugin. */
 static void add_plugin_opt(struct loader *l, const char *name, const char *value)
 {
-	struct fg_conf_source *src = l->sec.block;
+	struct plugin_opts *src = FIELD(l->sec.block, l->sec.def->plugin_opts, struct plugin_opts);
 
 	for (size_t i = 0; i < src->n_opts; i++) {
 		if (strcmp(src->opts[i].key, name) == 0) {
@@ -1356,6 +1545,68 @@ static void check_gb26875_sources(struct loader *l)
 	}
 }
 
+static void finish_modbus_bus(struct loader *l, struct cursec *sec)
+{
+	const struct fg_conf_modbus_bus *b = sec->block;
+
+	if (b->type == FG_MODBUS_BUS_TCP && !b->host)
+		sec_error(l, section_line(l, sec), "host", "required for type = tcp");
+	if (b->type == FG_MODBUS_BUS_RTU && !b->device)
+		sec_error(l, section_line(l, sec), "device", "required for type = rtu");
+	if (b->reconnect_min_ms > b->reconnect_max_ms)
+		sec_error(l, key_line(l, sec, "reconnect_min"), "reconnect_min",
+		          "must not exceed reconnect_max");
+}
+
+static const struct fg_conf_modbus_bus *find_bus(const struct fg_conf *c, const char *name)
+{
+	for (size_t i = 0; name && i < c->n_modbus_buses; i++)
+		if (strcmp(c->modbus_buses[i].name, name) == 0)
+			return &c->modbus_buses[i];
+	return NULL;
+}
+
+static const struct fg_conf_modbus_device *find_device(const struct fg_conf *c, const char *name)
+{
+	for (size_t i = 0; name && i < c->n_modbus_devices; i++)
+		if (strcmp(c->modbus_devices[i].name, name) == 0)
+			return &c->modbus_devices[i];
+	return NULL;
+}
+
+/* References between the Modbus sections, once all of them are read. */
+static void check_modbus_refs(struct loader *l)
+{
+	const struct fg_conf *c = l->conf;
+	char label[NAME_MAX_LEN + 24];
+
+	for (size_t i = 0; i < c->n_modbus_devices; i++) {
+		const struct fg_conf_modbus_device *d = &c->modbus_devices[i];
+		snprintf(label, sizeof(label), "[modbus-device %s]", d->name);
+		const struct fg_conf_modbus_bus *b = find_bus(c, d->bus);
+		if (d->bus && !b)
+			conf_error(l, d->line, label, "bus", "no [modbus-bus %s] in this file", d->bus);
+		if (b && b->type == FG_MODBUS_BUS_RTU && (d->unit < 1 || d->unit > 247))
+			conf_error(l, d->line, label, "unit", "RTU unit ids are 1..247, got %lld",
+			           (long long)d->unit);
+		for (size_t k = 0; k < c->n_sources; k++)
+			if (strcmp(c->sources[k].name, d->name) == 0)
+				conf_error(l, d->line, label, NULL, "name is already used by the [source] "
+				           "at line %d (both name a plugin instance)", c->sources[k].line);
+	}
+	for (size_t i = 0; i < c->n_interlocks; i++) {
+		const struct fg_conf_interlock *il = &c->interlocks[i];
+		snprintf(label, sizeof(label), "[interlock %s]", il->name);
+		if (il->device && !find_device(c, il->device))
+			conf_error(l, il->line, label, "device", "no [modbus-device %s] in this file",
+			           il->device);
+		for (size_t k = 0; k < il->n_from; k++)
+			if (!find_device(c, il->from[k]))
+				conf_error(l, il->line, label, "from", "no [modbus-device %s] in this file",
+				           il->from[k]);
+	}
+}
+
 /* Values derived from others once everything is read. */
 static int finish_conf(struct fg_conf *c)
 {
@@ -1407,6 +1658,7 @@ static int load_text(const char *name, const char *text, size_t len, struct fg_c
 		}
 	}
 	check_gb26875_sources(&l);
+	check_modbus_refs(&l);
 	if (finish_conf(l.conf) < 0)
 		l.oom = true;
 out:
@@ -1476,7 +1728,7 @@ void fg_conf_free(struct fg_conf *conf)
 			free_block(def, h);
 			free(h->name);
 			if (def->plugin_opts) {
-				struct fg_conf_source *src = (void *)h;
+				struct plugin_opts *src = FIELD(h, def->plugin_opts, struct plugin_opts);
 				for (size_t o = 0; o < src->n_opts; o++) {
 					free(src->opts[o].key);
 					free(src->opts[o].value);

@@ -14,6 +14,11 @@
  *   [client NAME]     an API client: its credentials and what it may do
  *   [incidents]       the incident lifecycle: reopening, double knock, ...
  *   [escalation]      the three-tier grid: timers per hazard class
+ *   [modbus-bus NAME] a Modbus TCP endpoint or RTU serial line (one worker
+ *                     thread each)
+ *   [modbus-device NAME]  a polled device on a bus; other keys in the
+ *                     section are its plugin's options (thresholds...)
+ *   [interlock NAME]  a local power cut-off rule (coils to write on alarms)
  *
  * Every daemon key is declared in an option table in conf.c (key, type,
  * default, bounds, description), which validates it and generates the
@@ -44,6 +49,18 @@
  *   [escalation]  fire, fire_elderly_alone, ebike, fire_lane, device_health
  *             (each a list of up to 3 durations, the tiers), fire_lane_hold,
  *             fire_lane_resolve_within
+ *   [modbus-bus NAME]  type (tcp|rtu, required), host, port (tcp), device,
+ *             baud, parity (none|even|odd), data_bits, stop_bits (rtu),
+ *             timeout, connect_timeout, reconnect_min, reconnect_max
+ *   [modbus-device NAME]  bus, unit, plugin (required), role, interval,
+ *             timeout (0 = the bus's), offline_after, offline_interval,
+ *             registers, scale, word_order (lists; see docs/modbus.md),
+ *             plugin options
+ *   [interlock NAME]  device, coils, from (required), cut_value (off|on),
+ *             on (trigger kinds), dry_run
+ * A [modbus-device] may not share its name with a [source]: both name the
+ * plugin instance whose state the store keeps.  Cross-references (bus,
+ * device, from) must name sections of the file.
  * Durations take a unit (500ms, 10s, 5m, 24h, 2d; bare number = seconds) and
  * are stored in the *_ms fields.  An empty value leaves an optional key unset.
  * `topics` is a whitespace/comma separated list that may continue on
@@ -97,6 +114,9 @@ struct fg_conf_source {
 	int64_t stream_reconnect_min_ms;  /* default 1s */
 	int64_t stream_reconnect_max_ms;  /* default 60s */
 	int64_t stream_idle_timeout_ms;   /* reconnect when silent this long, default 60s */
+	/* Section kind named in plugin option errors; NULL = "source".  Set
+	 * by modules that run a plugin from a section of their own. */
+	const char *section;
 };
 
 struct fg_conf_sink {
@@ -142,6 +162,63 @@ struct fg_conf_gb26875 {
 	int64_t offline_after_ms;  /* silence before offline; default 10m, 0 = never */
 	int checksum;              /* verify frame checksums; default 1 */
 	int64_t max_connections;   /* default 64 */
+};
+
+enum fg_modbus_bus_type {
+	FG_MODBUS_BUS_TCP = 0,
+	FG_MODBUS_BUS_RTU = 1,
+};
+
+struct fg_conf_modbus_bus {
+	char *name;                /* from "[modbus-bus NAME]" */
+	int line;
+	enum fg_modbus_bus_type type;   /* required */
+	char *host;                /* tcp: IP address (required for tcp) */
+	int64_t port;              /* tcp: default 502 */
+	char *device;              /* rtu: serial device (required for rtu) */
+	int64_t baud;              /* rtu: default 9600 */
+	int parity;                /* rtu: 'N' (default), 'E' or 'O' */
+	int64_t data_bits;         /* rtu: default 8 */
+	int64_t stop_bits;         /* rtu: default 1 */
+	int64_t timeout_ms;        /* response timeout of its devices, default 1s */
+	int64_t connect_timeout_ms;/* default 3s */
+	int64_t reconnect_min_ms;  /* first reconnect delay ceiling, default 1s */
+	int64_t reconnect_max_ms;  /* cap, default 60s */
+};
+
+struct fg_conf_modbus_device {
+	char *name;                /* from "[modbus-device NAME]"; the device id */
+	int line;
+	char *bus;                 /* a [modbus-bus] name (required) */
+	int64_t unit;              /* unit id (required), 0..247 (rtu) or 0..255 (tcp) */
+	char *plugin;              /* a Modbus plugin (required) */
+	char *role;                /* free text, e.g. "port 07 meter" */
+	int64_t interval_ms;       /* poll interval, default 5s */
+	int64_t timeout_ms;        /* response timeout, 0 = the bus's */
+	int64_t offline_after;     /* consecutive unanswered polls, default 3 */
+	int64_t offline_interval_ms; /* poll interval while offline, default 30s */
+	char **registers;          /* extra map entries "name:address:type[:...]" */
+	size_t n_registers;
+	char **scale;              /* "FACTOR" or "name:FACTOR" overrides */
+	size_t n_scale;
+	char **word_order;         /* "ORDER" or "name:ORDER" overrides */
+	size_t n_word_order;
+	struct fg_conf_kv *opts;   /* remaining keys, for the plugin */
+	size_t n_opts;
+};
+
+struct fg_conf_interlock {
+	char *name;                /* from "[interlock NAME]" */
+	int line;
+	char *device;              /* the [modbus-device] whose coils cut power (required) */
+	char **coils;              /* 0-based coil addresses (required) */
+	size_t n_coils;
+	int cut_value;             /* value written to cut: 0 (off, default) or 1 */
+	char **on;                 /* trigger kinds, default smoke overtemp residual_current */
+	size_t n_on;
+	char **from;               /* [modbus-device] names whose alarms trigger (required) */
+	size_t n_from;
+	int dry_run;               /* only log and record what would be written */
 };
 
 struct fg_conf {
@@ -229,6 +306,12 @@ struct fg_conf {
 
 	struct fg_conf_gb26875 *gb26875;
 	size_t n_gb26875;
+	struct fg_conf_modbus_bus *modbus_buses;
+	size_t n_modbus_buses;
+	struct fg_conf_modbus_device *modbus_devices;
+	size_t n_modbus_devices;
+	struct fg_conf_interlock *interlocks;
+	size_t n_interlocks;
 };
 
 /*

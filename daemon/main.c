@@ -30,6 +30,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "modbus.h"
 #include "mqtt.h"
 #include "outbox.h"
 #include "plugin_host.h"
@@ -68,6 +69,9 @@ struct daemon {
 	fg_streams *streams;         /* event streams read from devices (stream_url) */
 	fg_escalate *esc;            /* the deadline timer */
 	int64_t connects;            /* MQTT connects seen by on_msg */
+	fg_modbus *modbus;
+	fg_modbus *old_modbus;       /* closing after a reload */
+	bool modbus_restarting;
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_check_t commit_check;
@@ -268,12 +272,20 @@ static void webhook_closed_cb(void *data)
 
 /* The MQTT client is gone (its last batch committed, PUBACKs out): either
  * finish stopping, or start it again with the reloaded config. */
+/* The previous config goes once neither MQTT nor Modbus uses it. */
+static void release_old_conf(struct daemon *d)
+{
+	if (d->restarting || d->modbus_restarting)
+		return;
+	fg_conf_free(d->old_conf);
+	d->old_conf = NULL;
+}
+
 static void mqtt_closed_cb(void *data)
 {
 	struct daemon *d = data;
 	d->restarting = false;
-	fg_conf_free(d->old_conf);
-	d->old_conf = NULL;
+	release_old_conf(d);
 	if (d->stopping) {
 		fg_webhook_close(d->wh, d->conf->shutdown_timeout_ms, webhook_closed_cb, d);
 		return;
@@ -285,6 +297,18 @@ static void mqtt_closed_cb(void *data)
 		return;
 	}
 	fg_info("main", "reloaded config=%s", d->conf->path);
+}
+
+/* The Modbus buses of the previous config are gone: start the new ones. */
+static void modbus_reloaded_cb(void *data)
+{
+	struct daemon *d = data;
+	fg_modbus_free(d->old_modbus);
+	d->old_modbus = NULL;
+	d->modbus_restarting = false;
+	if (!d->stopping)
+		fg_modbus_start(d->modbus);
+	release_old_conf(d);
 }
 
 static void stop_mqtt(struct daemon *d)
@@ -306,6 +330,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
 	fg_streams_close(d->streams);
 	stop_gb26875(d);
+	fg_modbus_close(d->modbus, NULL, NULL);   /* workers exit; their handles close */
 	if (d->restarting)
 		return;         /* mqtt_closed_cb sees d->stopping */
 	stop_mqtt(d);
@@ -316,9 +341,10 @@ static void reload_cb(uv_signal_t *h, int signum)
 	struct daemon *d = h->data;
 	struct fg_conf *nc = NULL;
 	fg_ingest *ning = NULL;
+	fg_modbus *nmodbus = NULL;
 	char *errs = NULL;
 
-	if (d->stopping || d->restarting) {
+	if (d->stopping || d->restarting || d->modbus_restarting) {
 		fg_warn("main", "reload ignored: busy");
 		return;
 	}
@@ -330,9 +356,12 @@ static void reload_cb(uv_signal_t *h, int signum)
 			fg_store_commit(d->st);     /* plugin state of the old instances */
 		r = fg_ingest_new(nc, d->host, d->st, d->inc, &ning, &errs);
 	}
+	if (r == 0)
+		r = fg_modbus_new(&d->loop, nc, d->host, d->st, d->inc, d->ob, &nmodbus, &errs);
 	if (r < 0) {
 		log_errors("reload rejected, keeping the running config", errs);
 		free(errs);
+		fg_ingest_free(ning);
 		fg_conf_free(nc);
 		notify("READY=1");
 		return;
@@ -361,6 +390,10 @@ static void reload_cb(uv_signal_t *h, int signum)
 		fg_err("main", "API clients not reloaded, all refused err=\"%s\"", fg_strerror(r));
 	else if (r > 0)
 		fg_warn("main", "API listen addresses take effect at the next restart");
+	d->old_modbus = d->modbus;
+	d->modbus = nmodbus;
+	d->modbus_restarting = true;
+	fg_modbus_close(d->old_modbus, modbus_reloaded_cb, d);
 	if (!gb_same) {
 		/* The new listeners rebuild their supervision from the store. */
 		stop_gb26875(d);
@@ -395,20 +428,24 @@ static int check_config(struct fg_conf *conf)
 {
 	fg_plugin_host *host = NULL;
 	fg_ingest *ing = NULL;
+	fg_modbus *modbus = NULL;
 	char *errs = NULL;
 	int r = fg_plugin_host_new(conf->plugin_dir, &host);
 	if (r == 0)
 		r = fg_ingest_new(conf, host, NULL, NULL, &ing, &errs);
+	if (r == 0)
+		r = fg_modbus_new(NULL, conf, host, NULL, NULL, NULL, &modbus, &errs);
 	if (r < 0) {
 		if (errs)
 			fprintf(stderr, "%s\n", errs);
 		else
 			fprintf(stderr, "%s: %s\n", conf->path, fg_strerror(r));
 	} else {
-		printf("%s: configuration OK (%zu sources, %zu sinks)\n", conf->path, conf->n_sources,
-		       conf->n_sinks);
+		printf("%s: configuration OK (%zu sources, %zu sinks, %zu Modbus devices)\n",
+		       conf->path, conf->n_sources, conf->n_sinks, conf->n_modbus_devices);
 	}
 	free(errs);
+	fg_modbus_free(modbus);
 	fg_ingest_free(ing);
 	fg_plugin_host_free(host);
 	return r < 0 ? 1 : 0;
@@ -488,6 +525,11 @@ int main(int argc, char **argv)
 		free(errs);
 		goto out;
 	}
+	if ((r = fg_modbus_new(&d.loop, d.conf, d.host, d.st, d.inc, d.ob, &d.modbus, &errs)) < 0) {
+		log_errors("cannot start Modbus devices", errs ? errs : fg_strerror(r));
+		free(errs);
+		goto out;
+	}
 
 	uv_signal_init(&d.loop, &d.sigterm);
 	uv_signal_init(&d.loop, &d.sigint);
@@ -532,13 +574,16 @@ int main(int argc, char **argv)
 			r = start_gb26875(&d);
 		if (r == 0 && (r = fg_streams_new(&d.loop, d.conf, &d.ing, &d.streams)) < 0)
 			fg_err("main", "cannot start event streams err=\"%s\"", fg_strerror(r));
+		if (r == 0)
+			r = fg_modbus_start(d.modbus);
 	}
 	if (r < 0 && d.wh) {
 		d.stopping = true;
 		stop_mqtt(&d);
 	} else if (r == 0) {
 		notify("READY=1\nSTATUS=running");
-		fg_info("main", "ready sources=%zu sinks=%zu", d.conf->n_sources, d.conf->n_sinks);
+		fg_info("main", "ready sources=%zu sinks=%zu modbus_devices=%zu", d.conf->n_sources,
+		        d.conf->n_sinks, fg_modbus_n_devices(d.modbus));
 		exit_code = 0;
 	}
 	uv_run(&d.loop, UV_RUN_DEFAULT);
@@ -549,6 +594,7 @@ int main(int argc, char **argv)
 	fg_info("main", "stopped");
 
 out:
+	fg_modbus_free(d.modbus);     /* its threads are joined: the loop has ended */
 	fg_ingest_free(d.ing);
 	fg_incidents_free(d.inc);
 	fg_outbox_free(d.ob);

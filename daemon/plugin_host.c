@@ -556,6 +556,7 @@ struct fg_source_inst {
 	fg_state_persist_cb persist;
 	void *persist_data;
 	int64_t now_ms;            /* pinned clock, 0 = real */
+	const struct fg_modbus_map *modbus_map;   /* from the plugin, after init */
 	struct fg_ratelimit rl_log;
 	struct fg_ratelimit rl_reject;
 	char reason[512];
@@ -812,12 +813,15 @@ static const struct fg_host host_vtable = {
 	.wake_at = host_wake_at,
 };
 
-/* Append one "path:line: [source NAME] key: reason" line to the error text. */
+/* Append one "path:line: [source NAME] key: reason" line to the error text
+ * (or [<src->section> NAME] for sections of other modules). */
 __attribute__((format(printf, 6, 7)))
-static void opt_error(FILE *f, const char *conf_path, int line, const char *source,
-                      const char *key, const char *fmt, ...)
+static void opt_error(FILE *f, const char *conf_path, int line,
+                      const struct fg_conf_source *src, const char *key, const char *fmt, ...)
 {
-	fprintf(f, "%s:%d: [source %s] %s: ", conf_path, line, source, key);
+	const char *name = src->name ? src->name : (src->plugin ? src->plugin : "?");
+	fprintf(f, "%s:%d: [%s %s] %s: ", conf_path, line, src->section ? src->section : "source",
+	        name, key);
 	va_list ap;
 	va_start(ap, fmt);
 	vfprintf(f, fmt, ap);
@@ -837,7 +841,7 @@ static int apply_options(fg_source_inst *si, const char *conf_path, FILE *f)
 	int nerr = 0;
 
 	if (fg_options_defaults(p->options, si->config, err, sizeof(err)) < 0) {
-		opt_error(f, conf_path, src->line, si->name, "plugin",
+		opt_error(f, conf_path, src->line, src, "plugin",
 		          "plugin '%s' has a bad default: %s", p->name, err);
 		return 1;
 	}
@@ -845,14 +849,14 @@ static int apply_options(fg_source_inst *si, const char *conf_path, FILE *f)
 		const struct fg_conf_kv *kv = &src->opts[i];
 		const struct fg_option *o = fg_options_find(p->options, kv->key);
 		if (!o) {
-			opt_error(f, conf_path, kv->line, si->name, kv->key,
+			opt_error(f, conf_path, kv->line, src, kv->key,
 			          "unknown option for plugin '%s'", p->name);
 			nerr++;
 			continue;
 		}
 		err[0] = '\0';
 		if (fg_options_set(o, si->config, kv->value, err, sizeof(err)) < 0) {
-			opt_error(f, conf_path, kv->line, si->name, kv->key, "%s",
+			opt_error(f, conf_path, kv->line, src, kv->key, "%s",
 			          err[0] ? err : "invalid value");
 			nerr++;
 		}
@@ -887,7 +891,7 @@ int fg_source_inst_new(fg_plugin_host *host, const char *conf_path,
 	char why[512];
 	r = fg_plugin_host_find(host, src->plugin, &si->plugin, why, sizeof(why));
 	if (r < 0) {
-		opt_error(f, conf_path, src->line, name, "plugin", "%s", why);
+		opt_error(f, conf_path, src->line, src, "plugin", "%s", why);
 		goto fail;
 	}
 	si->config = calloc(1, si->plugin->config_size ? si->plugin->config_size : 1);
@@ -902,13 +906,15 @@ int fg_source_inst_new(fg_plugin_host *host, const char *conf_path,
 	if (si->plugin->init) {
 		r = si->plugin->init(&host_vtable, si->config, &si->pstate);
 		if (r < 0) {
-			opt_error(f, conf_path, src->line, name, "plugin",
+			opt_error(f, conf_path, src->line, src, "plugin",
 			          "plugin '%s' refused to start: %s", si->plugin->name,
 			          fg_strerror(r));
 			si->pstate = NULL;
 			goto fail;
 		}
 	}
+	if (fg_plugin_is_modbus(si->plugin))
+		si->modbus_map = si->plugin->modbus_map(si->pstate);
 	fclose(f);
 	free(errors);
 	*ret = si;
@@ -954,6 +960,18 @@ const struct fg_conf_source *fg_source_inst_conf(fg_source_inst *si)
 const struct fg_plugin *fg_source_inst_plugin(fg_source_inst *si)
 {
 	return si->plugin;
+}
+
+bool fg_plugin_is_modbus(const struct fg_plugin *desc)
+{
+	/* Optional descriptor field: present only in plugins built with it. */
+	return desc->struct_size >= offsetof(struct fg_plugin, modbus_map) +
+	       sizeof(desc->modbus_map) && desc->modbus_map;
+}
+
+const struct fg_modbus_map *fg_source_inst_modbus_map(fg_source_inst *si)
+{
+	return si->modbus_map;
 }
 
 void fg_source_inst_set_persist(fg_source_inst *si, fg_state_persist_cb cb, void *data)

@@ -85,6 +85,14 @@ void fg_source_inst_free(fg_source_inst *si);     /* calls fini; NULL-safe */
 const struct fg_conf_source *fg_source_inst_conf(fg_source_inst *si);
 const struct fg_plugin *fg_source_inst_plugin(fg_source_inst *si);
 
+/* Does the descriptor carry a modbus_map function (a Modbus plugin)? */
+bool fg_plugin_is_modbus(const struct fg_plugin *desc);
+
+/* The instance's Modbus register map (fg_plugin.modbus_map, asked once
+ * right after init), or NULL for plugins without one.  Not validated here:
+ * see fg_modbus_map_check() (modbus_map.h).  Valid while si lives. */
+const struct fg_modbus_map *fg_source_inst_modbus_map(fg_source_inst *si);
+
 void fg_source_inst_set_persist(fg_source_inst *si, fg_state_persist_cb cb, void *data);
 /* Preload one state entry (startup, from the store); not written through.
  * -E2BIG past the 1024-byte limits. */

@@ -169,6 +169,21 @@ static const char *const migrations[] = {
 	"CREATE INDEX devices_place ON devices(compound, building, unit) WHERE registered = 1;"
 	/* Storm grouping: the live incidents of one site. */
 	"CREATE INDEX incidents_site ON incidents(site, kind) WHERE state <> 'closed';",
+
+	/* 2 -> 3: the Modbus interlock (interlock.c) */
+	"CREATE TABLE interlock_actions("
+	" id INTEGER PRIMARY KEY,"
+	" rule TEXT NOT NULL, action TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+	" device TEXT NOT NULL, coils TEXT NOT NULL, value INTEGER NOT NULL,"
+	" dry_run INTEGER NOT NULL, written INTEGER NOT NULL, verified INTEGER NOT NULL,"
+	" readback TEXT, error TEXT, incident_id INTEGER, trigger TEXT, actor TEXT);"
+	"CREATE INDEX interlock_actions_rule ON interlock_actions(rule, id);"
+	"CREATE TABLE interlock_commands("
+	" id INTEGER PRIMARY KEY,"
+	" created_ms INTEGER NOT NULL, rule TEXT NOT NULL, action TEXT NOT NULL,"
+	" actor TEXT, note TEXT, done_ms INTEGER, result TEXT, action_id INTEGER);"
+	"CREATE INDEX interlock_commands_pending ON interlock_commands(id)"
+	" WHERE done_ms IS NULL;",
 };
 
 _Static_assert(FG_ARRAY_SIZE(migrations) == FG_STORE_SCHEMA_VERSION,

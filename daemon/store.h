@@ -60,6 +60,16 @@
  *          registry_plugin, registered_ms (the registry, 一楼一档)
  *      INDEX on (compound, building, unit) WHERE registered = 1
  *
+ * Schema v3 adds the Modbus interlock's tables (interlock.c):
+ *   interlock_actions(id INTEGER PK, rule, action ('cut'|'restore'), at_ms,
+ *          device, coils (JSON array), value, dry_run, written, verified,
+ *          readback (JSON array, null = unread), error, incident_id,
+ *          trigger, actor)                         INDEX (rule, id)
+ *   interlock_commands(id INTEGER PK, created_ms, rule, action ('restore'),
+ *          actor, note, done_ms, result, action_id)
+ *          written by `firegridctl interlock restore`, picked up by the
+ *          daemon; INDEX on id WHERE done_ms IS NULL
+ *
  * Migrations are steps keyed by PRAGMA user_version: step i takes version i
  * to i + 1 in one transaction; the next version is one more step in store.c.
  */
@@ -87,7 +97,7 @@ void fg_store_close(fg_store *st);          /* commits nothing; NULL-safe */
 sqlite3 *fg_store_db(fg_store *st);
 int fg_store_schema_version(fg_store *st);
 /* The schema version this binary creates and migrates to. */
-#define FG_STORE_SCHEMA_VERSION 2
+#define FG_STORE_SCHEMA_VERSION 3
 
 /* Begin the group transaction if none is open (idempotent). */
 int fg_store_begin(fg_store *st);

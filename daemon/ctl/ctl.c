@@ -26,6 +26,7 @@ static const struct {
 	{ "plugins", ctl_cmd_plugins, "plugins in the plugin dir: version, ABI, options [--builtin]" },
 	{ "devices", ctl_cmd_devices, "the device registry: devices import FILE.csv [--replace] | export [FILE]" },
 	{ "report", ctl_cmd_report, "analytics: report [--since 30d] [--by kind|building|grid|hour] [--csv]" },
+	{ "interlock", ctl_cmd_interlock, "power cut-offs: interlock status | history | restore RULE" },
 };
 
 static void usage(FILE *f)

@@ -9,6 +9,9 @@
  *     decode --plugin NAME [--plugin-dir DIR] [--now ISO] [--topic T] [--header 'K: V']
  *            [--hex -|KEY] FILE...
  *     plugins [--plugin-dir DIR] [--builtin]
+ *     decode --plugin NAME [--plugin-dir DIR] [--now ISO] [--topic T] [--header 'K: V'] FILE...
+ *     interlock status | interlock history [--rule R] [--limit N] |
+ *     interlock restore RULE [--actor NAME] [--note TEXT] [--wait SECONDS]
  *
  * --json prints exactly one JSON document on stdout (times RFC 3339 UTC or
  * null, ids as integers):
@@ -27,6 +30,11 @@
  *                  "builtin", "sources": [..], "options": [{"key", "type",
  *                  "default", ["min", "max"], "description"}]}],
  *                  "refused": [{"name", "module", "error"}]}
+ *   interlock status   [{"rule", "last_action", "at", "verified", "dry_run",
+ *                  "error", "pending_commands"}] per rule seen in the store
+ *   interlock history  [action...], newest first (interlock_actions rows)
+ *   interlock restore  {"command", "rule", "done", "result", "action"}
+ *                  (done false when --wait ran out or was not given)
  * Errors go to stderr; exit codes 0 ok, 1 failure, 2 usage.
  */
 #ifndef FG_CTL_H
@@ -85,5 +93,6 @@ int ctl_cmd_plugins(struct ctl *c, int argc, char **argv);
  * falls back quietly), else the install's plugin dir.  malloc'd; NULL on
  * OOM. */
 char *ctl_plugin_dir(struct ctl *c);
+int ctl_cmd_interlock(struct ctl *c, int argc, char **argv);     /* ctl_modbus.c */
 
 #endif

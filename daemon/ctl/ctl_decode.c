@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "ctl.h"
+#include "ctl_modbus.h"
 #include "fg_config.h"
 #include "plugin_host.h"
 #include "util.h"
@@ -66,7 +67,10 @@ static void decode_usage(FILE *f)
 	      "  them; --hex - reads a file as hex digits, --hex KEY the hex string member KEY\n"
 	      "  of a JSON file (binary samples), --hex= raw files again;\n"
 	      "  --at moves the clock to a later time, first running the plugin's wake-ups\n"
-	      "  due by then, and decodes the files after it at that time;\n"
+	      "  due by then, and decodes the files after it at that time.  With a Modbus\n"
+	      "  plugin a FILE is a captured exchange (hex ADUs) or a poll payload, and the\n"
+	      "  [modbus-device] keys registers, scale, word_order, offline_after, unit and\n"
+	      "  role may be given as --option too;\n"
 	      "  --plugin-dir loads the plugin's module from DIR (DIR/NAME.so or\n"
 	      "  DIR/NAME/NAME.so) in preference to the built-in one.\n", f);
 }
@@ -377,16 +381,24 @@ static int unhex(const char *key, char **buf, size_t *len, char *why, size_t why
 	return 0;
 }
 
-/* Decode one file; returns 0, or -1 after reporting it on stderr. */
-static int decode_file(fg_source_inst *si, const struct job *j, const char *transport,
+/* Decode one file; returns 0, or -1 after reporting it on stderr.  mb is
+ * set for Modbus plugins: the file is turned into a poll payload first. */
+static int decode_file(fg_source_inst *si, const struct job *j, struct ctl_modbus *mb,
                        int64_t now_ms)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	char why[160] = "";
+	char why[256] = "", topic[512];
 	int r = fg_read_file(j->path, DECODE_MAX_FILE, &buf, &len);
 	if (r == 0 && j->hex)
 		r = unhex(j->hex, &buf, &len, why, sizeof(why));
+	if (r == 0 && mb) {
+		char *payload = NULL;
+		r = ctl_modbus_payload(mb, fg_source_inst_conf(si)->name, buf, len, &payload, &len,
+		                       topic, sizeof(topic), why, sizeof(why));
+		free(buf);
+		buf = payload;
+	}
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", j->path, why[0] ? why : fg_strerror(r));
 		free(buf);
@@ -395,8 +407,8 @@ static int decode_file(fg_source_inst *si, const struct job *j, const char *tran
 	struct fg_msg msg = {
 		.struct_size = sizeof(msg),
 		.source = fg_source_inst_conf(si)->name,
-		.transport = transport,
-		.topic = j->topic,
+		.transport = mb ? "modbus" : "file",
+		.topic = mb && !j->topic[0] ? topic : j->topic,
 		.payload = (const uint8_t *)buf,
 		.len = len,
 		.headers = j->headers,
@@ -443,6 +455,7 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 	int ret = 1;
 	fg_plugin_host *host = NULL;
 	fg_source_inst *si = NULL;
+	struct ctl_modbus *mb = NULL;
 	/* --plugin-dir wins over the built-ins; without it a built-in needs no
 	 * directory, and only an unknown name sends us to the daemon's. */
 	const struct fg_plugin *plugin;
@@ -462,6 +475,11 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "firegridctl decode: %s\n", why);
 		goto out;
 	}
+	r = ctl_modbus_take_options(plugin, a.opts, &a.n_opts, &mb);
+	if (r) {
+		ret = r;
+		goto out;
+	}
 
 	struct fg_conf_source src = {
 		.name = (char *)(a.source ? a.source : a.plugin),
@@ -478,11 +496,13 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 	}
 	if (now_ms)
 		fg_source_inst_set_now(si, now_ms);
+	if (mb && ctl_modbus_start(mb, si) != 0)
+		goto out;
 
 	ret = 0;
 	for (size_t i = 0; i < a.n_jobs; i++) {
 		if (a.jobs[i].path) {
-			if (decode_file(si, &a.jobs[i], "file", now_ms) < 0)
+			if (decode_file(si, &a.jobs[i], mb, now_ms) < 0)
 				ret = 1;
 			continue;
 		}
@@ -501,6 +521,7 @@ int ctl_cmd_decode(struct ctl *c, int argc, char **argv)
 		fg_source_inst_set_now(si, now_ms);
 	}
 out:
+	ctl_modbus_free(mb);
 	fg_source_inst_free(si);
 	fg_plugin_host_free(host);
 	free(dir);

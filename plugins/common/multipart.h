@@ -282,27 +282,35 @@ static MP_UNUSED int mp_next(const uint8_t *p, size_t n, const char *boundary, b
 		}
 	}
 	ptrdiff_t next = mp__find_delim(p, n, boundary, blen, i);
-	if (next < 0) {
-		if (!final)
-			return (*consumed = (size_t)d), -EAGAIN;
-		size_t end = n;
-		if (end > i && p[end - 1] == '\n')
-			end--;
-		if (end > i && p[end - 1] == '\r')
-			end--;
-		part->body_len = end - i;
-		*consumed = n;
-		return 1;
-	}
-	/* the line end before the delimiter belongs to the delimiter */
-	size_t end = (size_t)next;
+	if (next < 0 && !final)
+		return (*consumed = (size_t)d), -EAGAIN;
+	/* the body runs to the next delimiter, or to the end of the data; the
+	 * line end before a delimiter belongs to the delimiter */
+	size_t end = next < 0 ? n : (size_t)next;
 	if (end > i && p[end - 1] == '\n')
 		end--;
 	if (end > i && p[end - 1] == '\r')
 		end--;
 	part->body_len = end - i;
-	*consumed = (size_t)next;
+	*consumed = next < 0 ? n : (size_t)next;
 	return 1;
+}
+
+/* A body that starts with a delimiter line "--B" names its boundary B (a
+ * stream chunk or a file without its Content-Type).  0 and B in buf, or
+ * -EINVAL. */
+static MP_UNUSED int mp_boundary_sniff(const uint8_t *p, size_t n, char *buf, size_t len)
+{
+	if (n < 3 || p[0] != '-' || p[1] != '-')
+		return -EINVAL;
+	size_t e = 2;
+	while (e < n && e < MP_BOUNDARY_MAX + 2 && p[e] != '\r' && p[e] != '\n')
+		e++;
+	if (e == 2 || e - 2 >= len)
+		return -EINVAL;
+	memcpy(buf, p + 2, e - 2);
+	buf[e - 2] = '\0';
+	return 0;
 }
 
 #endif

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include "firegrid/plugin.h"
+#include "../common/camera.h"
 #include "../common/lane.h"
 #include "../common/multipart.h"
 #include "../common/plugin_util.h"
@@ -88,21 +89,6 @@ static void dahua_fini(void *state)
 	free(state);
 }
 
-static const char *header(const struct fg_msg *msg, const char *name)
-{
-	for (size_t i = 0; msg->headers && i < msg->n_headers; i++)
-		if (msg->headers[i].name && strcasecmp(msg->headers[i].name, name) == 0)
-			return msg->headers[i].value;
-	return NULL;
-}
-
-static char *attrs_dump(json_t *a)
-{
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(a);
-	return s;
-}
-
 /* The value of `key` in "Code=X;action=Y;index=N" (the part before
  * ";data="), into buf; NULL when absent. */
 static const char *field(const char *head, const char *key, char *buf, size_t len)
@@ -123,23 +109,6 @@ static const char *field(const char *head, const char *key, char *buf, size_t le
 			p++;
 	}
 	return NULL;
-}
-
-/* The camera is alive: refresh its online state. */
-static void camera_seen(struct dahua *d, fg_decode_ctx *ctx, const char *camera, int64_t now)
-{
-	if (d->cfg->offline_after_ms <= 0)
-		return;
-	char v[24];
-	snprintf(v, sizeof(v), "%lld", (long long)now);
-	d->host->state_set(ctx, camera, "seen", v);
-	if (FG_HOST_HAS_WAKE_AT(d->host))
-		d->host->wake_at(ctx, camera, now + d->cfg->offline_after_ms);
-	const char *off = d->host->state_get(ctx, camera, "offline");
-	if (off && strcmp(off, "1") == 0) {
-		d->host->state_set(ctx, camera, "offline", NULL);
-		pu_emit(d->host, ctx, camera, FG_KIND_ONLINE, FG_KIND_NONE, 0, NULL);
-	}
 }
 
 static void lane_emit(struct dahua *d, fg_decode_ctx *ctx, const struct pl_lane *ln,
@@ -163,7 +132,7 @@ static void lane_emit(struct dahua *d, fg_decode_ctx *ctx, const struct pl_lane 
 		json_object_set_new(a, "reason", json_string(ln->clear_reason ? ln->clear_reason
 		                                                              : "unknown"));
 	}
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	pu_emit(d->host, ctx, ln->device,
 	        c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED : FG_KIND_FIRE_LANE_CLEARED,
 	        FG_KIND_NONE, 0, attrs);
@@ -186,7 +155,7 @@ static int one_event(struct dahua *d, const struct fg_msg *msg, fg_decode_ctx *c
 	memcpy(text, p, n);
 	text[n] = '\0';
 	int64_t now = msg->recv_time_ms;
-	camera_seen(d, ctx, camera, now);
+	pc_camera_seen(d->host, ctx, camera, now, d->cfg->offline_after_ms, NULL);
 	if (strcasecmp(text, "Heartbeat") == 0)
 		return 0;
 	char *data = strstr(text, ";data=");
@@ -229,7 +198,7 @@ static int one_event(struct dahua *d, const struct fg_msg *msg, fg_decode_ctx *c
 		if (meta && rule)
 			json_object_set_new(meta, "rule", json_string(rule));
 		json_decref(dj);
-		char *ms = attrs_dump(meta);
+		char *ms = pu_attrs_text(meta);
 		d->host->state_set(ctx, dev, "meta", ms && strlen(ms) <= 1024 ? ms : NULL);
 		free(ms);
 	} else {
@@ -253,16 +222,7 @@ static int dahua_wake(struct dahua *d, const struct fg_msg *msg, fg_decode_ctx *
 		pl_lane_save(d->host, ctx, &ln, d->cfg->dwell_ms, 0);
 		return 0;
 	}
-	const char *seen = d->host->state_get(ctx, dev, "seen");
-	const char *off = d->host->state_get(ctx, dev, "offline");
-	if (!seen || (off && strcmp(off, "1") == 0) || d->cfg->offline_after_ms <= 0 ||
-	    now - strtoll(seen, NULL, 10) < d->cfg->offline_after_ms)
-		return 0;
-	d->host->state_set(ctx, dev, "offline", "1");
-	char attrs[64];
-	snprintf(attrs, sizeof(attrs), "{\"silent_s\":%lld}",
-	         (long long)((now - strtoll(seen, NULL, 10)) / 1000));
-	pu_emit(d->host, ctx, dev, FG_KIND_OFFLINE, FG_KIND_NONE, 0, attrs);
+	pc_camera_wake(d->host, ctx, dev, now, d->cfg->offline_after_ms);
 	return 0;
 }
 
@@ -275,28 +235,22 @@ static int dahua_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *ct
 		d->host->fail(ctx, "message of %zu bytes exceeds the %d-byte limit", msg->len, MAX_BODY);
 		return -E2BIG;
 	}
-	const char *camera = header(msg, "x-firegrid-peer");
+	const char *camera = pc_header(msg, "x-firegrid-peer");
 	if (!camera || !camera[0])
 		camera = d->cfg->camera && d->cfg->camera[0] ? d->cfg->camera : "dahua";
 	if (strchr(camera, '/') || strlen(camera) > 128) {
 		d->host->fail(ctx, "camera id \"%.40s\" is not usable", camera);
 		return -EINVAL;
 	}
-	const char *ct = header(msg, "content-type");
+	const char *ct = pc_header(msg, "content-type");
 	char boundary[MP_BOUNDARY_MAX + 1] = "";
 	if (ct && mp_type_is(ct, strlen(ct), "multipart/*") &&
 	    mp_boundary(ct, boundary, sizeof(boundary)) < 0) {
 		d->host->fail(ctx, "multipart Content-Type without a usable boundary");
 		return -EINVAL;
 	}
-	if (!boundary[0] && msg->len > 2 && msg->payload[0] == '-' && msg->payload[1] == '-') {
-		size_t n = 2;
-		while (n < msg->len && n < MP_BOUNDARY_MAX + 2 && msg->payload[n] != '\r' &&
-		       msg->payload[n] != '\n')
-			n++;
-		memcpy(boundary, msg->payload + 2, n - 2);
-		boundary[n - 2] = '\0';
-	}
+	if (!boundary[0] && mp_boundary_sniff(msg->payload, msg->len, boundary, sizeof(boundary)) < 0)
+		boundary[0] = '\0';
 	if (!boundary[0])
 		return one_event(d, msg, ctx, camera, msg->payload, msg->len);
 	size_t off = 0, used;

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "firegrid/plugin.h"
+#include "../common/camera.h"
 #include "../common/lane.h"
 #include "../common/plugin_util.h"
 
@@ -56,6 +57,7 @@
 #define MAX_LANES 32
 #define NAME_MAX_LEN 96
 #define CAMERAS_KEY "cameras"
+#define MAX_CAMERAS 64                /* what fits the 1 KiB list */
 
 struct frigate_config {
 	const char *base_topic;
@@ -210,6 +212,20 @@ static void note_camera(struct frigate *f, fg_decode_ctx *ctx, const char *camer
 		f->host->log(ctx, FG_LOG_WARN, "too many cameras to remember camera %s", camera);
 }
 
+/* The cameras seen so far (note_camera), at most max. */
+static size_t known_cameras(struct frigate *f, fg_decode_ctx *ctx, char names[][NAME_MAX_LEN],
+                            size_t max)
+{
+	const char *list = f->host->state_get(ctx, "", CAMERAS_KEY);
+	char buf[1024];
+	size_t n = 0;
+	snprintf(buf, sizeof(buf), "%s", list ? list : "");
+	for (char *save = NULL, *c = strtok_r(buf, ",", &save); c && n < max;
+	     c = strtok_r(NULL, ",", &save))
+		snprintf(names[n++], NAME_MAX_LEN, "%s", c);
+	return n;
+}
+
 static bool frigate_online(struct frigate *f, fg_decode_ctx *ctx)
 {
 	const char *a = f->host->state_get(ctx, "", "available");
@@ -295,13 +311,6 @@ static int read_tracked(struct frigate *f, fg_decode_ctx *ctx, const char *where
 }
 #undef FAIL
 
-static char *attrs_dump(json_t *a)
-{
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(a);
-	return s;
-}
-
 /* Emit what the lane's change means.  `t` is the message's object (NULL on
  * a wake-up), time_ms the Frigate time of the message (0 on a wake-up). */
 static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lane *ln,
@@ -334,7 +343,7 @@ static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lan
 		json_object_set_new(a, "verified", json_boolean(strcmp(why, "left_zone") == 0));
 		json_object_set_new(a, "reason", json_string(why));
 	}
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	pu_emit(f->host, ctx, dev, c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED
 	                                           : FG_KIND_FIRE_LANE_CLEARED,
 	        FG_KIND_NONE, time_ms, attrs);
@@ -472,13 +481,11 @@ static int decode_review(struct frigate *f, const struct fg_msg *msg, fg_decode_
  * blocked lane gets stale_after to see one again before it clears. */
 static void restart_lanes(struct frigate *f, fg_decode_ctx *ctx, int64_t now)
 {
-	const char *list = f->host->state_get(ctx, "", CAMERAS_KEY);
-	char cams[1024];
-	snprintf(cams, sizeof(cams), "%s", list ? list : "");
-	for (char *save = NULL, *cam = strtok_r(cams, ",", &save); cam;
-	     cam = strtok_r(NULL, ",", &save)) {
+	char cams[MAX_CAMERAS][NAME_MAX_LEN];
+	size_t nc = known_cameras(f, ctx, cams, MAX_CAMERAS);
+	for (size_t c = 0; c < nc; c++) {
 		char devs[MAX_LANES][2 * NAME_MAX_LEN + 2];
-		size_t n = lanes_of_camera(f, cam, devs);
+		size_t n = lanes_of_camera(f, cams[c], devs);
 		for (size_t i = 0; i < n; i++) {
 			struct pl_lane ln;
 			pl_lane_load(f->host, ctx, devs[i], &ln);
@@ -509,18 +516,17 @@ static int decode_available(struct frigate *f, const struct fg_msg *msg, fg_deco
 		return 0;     /* no change, or a first "online" (retained, on subscribe) */
 	if (online)
 		restart_lanes(f, ctx, msg->recv_time_ms);
-	const char *list = f->host->state_get(ctx, "", CAMERAS_KEY);
 	json_t *a = json_pack("{s:s}", "payload", text);
 	json_t *cams = json_array();
-	char buf[1024];
-	snprintf(buf, sizeof(buf), "%s", list ? list : "");
-	for (char *save = NULL, *c = strtok_r(buf, ",", &save); c; c = strtok_r(NULL, ",", &save))
-		json_array_append_new(cams, json_string(c));
+	char names[MAX_CAMERAS][NAME_MAX_LEN];
+	size_t nc = known_cameras(f, ctx, names, MAX_CAMERAS);
+	for (size_t c = 0; c < nc; c++)
+		json_array_append_new(cams, json_string(names[c]));
 	if (a)
 		json_object_set_new(a, "cameras", cams);
 	else
 		json_decref(cams);
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	struct fg_event ev = {
 		.struct_size = sizeof(ev),
 		.kind = online ? FG_KIND_ONLINE : FG_KIND_OFFLINE,

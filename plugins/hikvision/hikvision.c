@@ -52,6 +52,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include "firegrid/plugin.h"
+#include "../common/camera.h"
 #include "../common/lane.h"
 #include "../common/multipart.h"
 #include "../common/plugin_util.h"
@@ -224,13 +225,6 @@ static long long child_int(const xmlNode *n, const char *name, long long dflt)
 	return *end ? dflt : v;
 }
 
-static char *attrs_dump(json_t *a)
-{
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(a);
-	return s;
-}
-
 /* ---- one alert ------------------------------------------------------------ */
 
 /* What identifies the document's camera and channel. */
@@ -243,14 +237,6 @@ struct alert {
 	int64_t device_time_ms;
 	bool retransmission;
 };
-
-static const char *header(const struct fg_msg *msg, const char *name)
-{
-	for (size_t i = 0; msg->headers && i < msg->n_headers; i++)
-		if (msg->headers[i].name && strcasecmp(msg->headers[i].name, name) == 0)
-			return msg->headers[i].value;
-	return NULL;
-}
 
 static bool looks_like_mac(const char *s)
 {
@@ -296,7 +282,7 @@ static int read_alert(struct hik *k, fg_decode_ctx *ctx, struct alert *a)
 		else
 			snprintf(a->camera, sizeof(a->camera), "%.63s", a->ip);
 	} else {
-		const char *peer = header(a->msg, "x-firegrid-peer");
+		const char *peer = pc_header(a->msg, "x-firegrid-peer");
 		if (!peer || !peer[0] || strchr(peer, '/') || strlen(peer) >= sizeof(a->camera)) {
 			k->host->fail(ctx, "no camera identity: no macAddress, serialNumber or ipAddress, "
 			              "and no peer address");
@@ -315,26 +301,6 @@ static int read_alert(struct hik *k, fg_decode_ctx *ctx, struct alert *a)
 	else
 		snprintf(a->channel, sizeof(a->channel), "%lld", ch);
 	return 0;
-}
-
-/* The camera is alive: refresh its online state (offline_after). */
-static void camera_seen(struct hik *k, fg_decode_ctx *ctx, const struct alert *a, int64_t now)
-{
-	if (k->cfg->offline_after_ms <= 0)
-		return;
-	char v[24];
-	snprintf(v, sizeof(v), "%lld", (long long)now);
-	k->host->state_set(ctx, a->camera, "seen", v);
-	if (FG_HOST_HAS_WAKE_AT(k->host))
-		k->host->wake_at(ctx, a->camera, now + k->cfg->offline_after_ms);
-	const char *off = k->host->state_get(ctx, a->camera, "offline");
-	if (off && strcmp(off, "1") == 0) {
-		k->host->state_set(ctx, a->camera, "offline", NULL);
-		json_t *at = json_pack("{s:s}", "ip", a->ip);
-		char *attrs = attrs_dump(at);
-		pu_emit(k->host, ctx, a->camera, FG_KIND_ONLINE, FG_KIND_NONE, a->device_time_ms, attrs);
-		free(attrs);
-	}
 }
 
 /* The pictures the host stored from this message, as a JSON array. */
@@ -412,7 +378,7 @@ static void lane_emit(struct hik *k, fg_decode_ctx *ctx, const struct pl_lane *l
 		json_object_set_new(a, "verified", json_boolean(strcmp(why, "inactive") == 0));
 		json_object_set_new(a, "reason", json_string(why));
 	}
-	char *attrs = attrs_dump(a);
+	char *attrs = pu_attrs_text(a);
 	pu_emit(k->host, ctx, ln->device,
 	        c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED : FG_KIND_FIRE_LANE_CLEARED,
 	        FG_KIND_NONE, time_ms, attrs);
@@ -556,7 +522,7 @@ static void io_alert(struct hik *k, fg_decode_ctx *ctx, struct alert *a, int64_t
 	                       (json_int_t)port);
 	if (at && !active)
 		json_object_set_new(at, "reason", json_string("inactive"));
-	char *attrs = attrs_dump(at);
+	char *attrs = pu_attrs_text(at);
 	enum pu_edge e = pu_edge(k->host, ctx, dev, mapped, active);
 	if (e == PU_EDGE_RISE)
 		pu_emit(k->host, ctx, dev, kind, FG_KIND_NONE, a->device_time_ms, attrs);
@@ -578,7 +544,9 @@ static int one_alert(struct hik *k, const struct fg_msg *msg, fg_decode_ctx *ctx
 	if (r < 0)
 		return r;
 	int64_t now = msg->recv_time_ms;
-	camera_seen(k, ctx, &a, now);
+	char online[96];
+	snprintf(online, sizeof(online), "{\"ip\":\"%.60s\"}", strchr(a.ip, '"') ? "" : a.ip);
+	pc_camera_seen(k->host, ctx, a.camera, now, k->cfg->offline_after_ms, online);
 	if (strcasecmp(a.type, "videoloss") == 0 && strcasecmp(a.state, "inactive") == 0)
 		return 0;                              /* alertStream heartbeat */
 	if (pu_list_has(k->cfg->lane_events, a.type, 0))
@@ -690,18 +658,7 @@ static int hik_wake(struct hik *k, const struct fg_msg *msg, fg_decode_ctx *ctx)
 	const char *dev = msg->topic, *slash = strrchr(dev, '/');
 	int64_t now = msg->recv_time_ms;
 	if (!slash) {
-		/* camera silence */
-		const char *seen = k->host->state_get(ctx, dev, "seen");
-		const char *off = k->host->state_get(ctx, dev, "offline");
-		if (!seen || (off && strcmp(off, "1") == 0) || k->cfg->offline_after_ms <= 0 ||
-		    now - strtoll(seen, NULL, 10) < k->cfg->offline_after_ms)
-			return 0;
-		k->host->state_set(ctx, dev, "offline", "1");
-		json_t *a = json_pack("{s:I}", "silent_s",
-		                      (json_int_t)((now - strtoll(seen, NULL, 10)) / 1000));
-		char *attrs = attrs_dump(a);
-		pu_emit(k->host, ctx, dev, FG_KIND_OFFLINE, FG_KIND_NONE, 0, attrs);
-		free(attrs);
+		pc_camera_wake(k->host, ctx, dev, now, k->cfg->offline_after_ms);
 		return 0;
 	}
 	if (strncmp(slash + 1, "region", 6) == 0) {
@@ -738,7 +695,7 @@ static int hik_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx)
 		k->host->fail(ctx, "empty body");
 		return -EINVAL;
 	}
-	const char *ct = header(msg, "content-type");
+	const char *ct = pc_header(msg, "content-type");
 	char boundary[MP_BOUNDARY_MAX + 1];
 	if (ct && mp_type_is(ct, strlen(ct), "multipart/*")) {
 		if (mp_boundary(ct, boundary, sizeof(boundary)) < 0) {
@@ -749,16 +706,8 @@ static int hik_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx)
 	}
 	/* No Content-Type (a file, a sloppy firmware): a body that starts with
 	 * a delimiter line is multipart with that boundary. */
-	if (!ct && msg->len > 4 && msg->payload[0] == '-' && msg->payload[1] == '-') {
-		size_t n = 2;
-		while (n < msg->len && n < MP_BOUNDARY_MAX + 2 && msg->payload[n] != '\r' &&
-		       msg->payload[n] != '\n')
-			n++;
-		memcpy(boundary, msg->payload + 2, n - 2);
-		boundary[n - 2] = '\0';
-		if (n > 2)
-			return multipart(k, msg, ctx, boundary);
-	}
+	if (!ct && mp_boundary_sniff(msg->payload, msg->len, boundary, sizeof(boundary)) == 0)
+		return multipart(k, msg, ctx, boundary);
 	return one_document(k, msg, ctx, msg->payload, msg->len);
 }
 

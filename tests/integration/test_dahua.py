@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from cameras import attrs as attrs_of, changes, start_without_hold, webhooks  # noqa: E402
 
 USER, PASSWORD = 'admin', 'dahua-secret-1'
 DWELL_S = 2
@@ -111,19 +112,6 @@ def handler_for(cam):
     return Handler
 
 
-def hooks(rx):
-    seen, out = set(), []
-    for r in rx.records():
-        if r.get('webhook_id') not in seen:
-            seen.add(r.get('webhook_id'))
-            out.append(r)
-    return out
-
-
-def types(rx):
-    return [r.get('type', '').rsplit('.', 1)[-1] for r in hooks(rx)]
-
-
 def body(env):
     cam = Camera()
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler_for(cam))
@@ -140,16 +128,15 @@ def body(env):
                                    'stream_reconnect_min': '200ms', 'stream_reconnect_max': '1s',
                                    'stream_idle_timeout': '5s', 'dwell': '%ds' % DWELL_S})],
                        start=False)
-        d.write_config(d.config_text() + '\n' + h.ini([('escalation', {'fire_lane_hold': '0'})]))
-        d.start(wait=False)
+        start_without_hold(d)
         d.wait_log('stream: connected')
         h.check(cam.unauthorized >= 1, 'firegridd never met the Basic challenge')
 
-        h.wait_until(lambda: types(rx) == ['opened'], DWELL_S + 30, 'the blocked lane webhook')
+        h.wait_until(lambda: changes(webhooks(rx)) == ['opened'], DWELL_S + 30, 'the blocked lane webhook')
         inc = d.incidents()
         h.check(len(inc) == 1 and h.incident_device(inc[0]) == '127.0.0.1/1' and
                 inc[0].get('kind') == 'fire_lane_blocked', 'incidents: %r' % inc)
-        attrs = h.find_key(hooks(rx)[0].get('body'), 'attrs') or {}
+        attrs = attrs_of(webhooks(rx)[0])
         h.check(attrs.get('code') == 'ParkingDetection' and attrs.get('channel') == 1 and
                 attrs.get('dwell_s', -1) >= DWELL_S - 1, 'blocked attrs: %r' % attrs)
 
@@ -157,11 +144,11 @@ def body(env):
         h.wait_until(lambda: cam.connections >= 2, 30, 'firegridd to reconnect')
         d.wait_log('stream lost')
         time.sleep(1)
-        h.check(types(rx) == ['opened'], 'the dropped part made an event: %s' % types(rx))
+        h.check(changes(webhooks(rx)) == ['opened'], 'the dropped part made an event: %s' % changes(webhooks(rx)))
 
         cam.stop.set()
-        h.wait_until(lambda: types(rx) == ['opened', 'cleared'], 30, 'the cleared webhook')
-        attrs = h.find_key(hooks(rx)[1].get('body'), 'attrs') or {}
+        h.wait_until(lambda: changes(webhooks(rx)) == ['opened', 'cleared'], 30, 'the cleared webhook')
+        attrs = attrs_of(webhooks(rx)[1])
         h.check(attrs.get('verified') is True and attrs.get('reason') == 'stop',
                 'cleared attrs: %r' % attrs)
         h.wait_until(lambda: d.metric('firegrid_stream_disconnects_total', 'source', 'dahua') >= 1,

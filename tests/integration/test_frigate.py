@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from cameras import attrs as attrs_of, changes, start_without_hold, webhooks  # noqa: E402
 
 DWELL_S = 4
 
@@ -58,32 +59,14 @@ class Frigate:
         h.check(summary.get('acked') == times, 'fg-pub: %r' % summary)
 
 
-def hooks_of(rx, device):
-    """Unique webhooks (by id) of one lane, in arrival order."""
-    seen, out = set(), []
-    for r in rx.records():
-        body = r.get('body') or {}
-        if device not in str(h.find_key(body, 'device') or '') or r.get('webhook_id') in seen:
-            continue
-        seen.add(r.get('webhook_id'))
-        out.append(r)
-    return out
-
-
-def types(hooks):
-    return [r.get('type', '').rsplit('.', 1)[-1] for r in hooks]
-
-
 def body(env):
     broker = env.broker()
     rx = env.receiver()
     d = env.daemon(broker, [h.sink(rx)],
                    [('frigate', {'plugin': 'frigate', 'topics': 'frigate/#',
                                  'dwell': '%ds' % DWELL_S, 'stale_after': '1m'})], start=False)
-    # The operations loop holds a blocked lane back (fire_lane_hold, 30 min)
-    # before reporting it; the dwell is what this test is about.
-    d.write_config(d.config_text() + '\n' + h.ini([('escalation', {'fire_lane_hold': '0'})]))
-    d.start()
+    start_without_hold(d)
+    d.wait_log('mqtt: subscribed')
     fr = Frigate(env, broker.port)
     lane1, lane2 = 'cam1/fire_lane', 'cam2/fire_lane'
 
@@ -95,7 +78,7 @@ def body(env):
     fr.send('end', 'van', 'cam1', [], end=True)
     time.sleep(DWELL_S + 3)
     h.check(not d.incidents(), 'a brief stop made an incident: %r' % d.incidents())
-    h.check(not hooks_of(rx, lane1), 'a brief stop sent a webhook')
+    h.check(not webhooks(rx, lane1), 'a brief stop sent a webhook')
 
     # A car parks: periodic updates (one of them twice) while it stays.
     fr.send('new', 'car', 'cam1', [])
@@ -103,7 +86,7 @@ def body(env):
     for i in range(4):
         time.sleep(1.5)
         fr.send('update', 'car', 'cam1', ['fire_lane'], times=2 if i == 1 else 1)
-    h.wait_until(lambda: hooks_of(rx, lane1), 30, 'the blocked lane webhook')
+    h.wait_until(lambda: webhooks(rx, lane1), 30, 'the blocked lane webhook')
     for i in range(3):                 # more periodic updates: nothing new
         time.sleep(1)
         fr.send('update', 'car', 'cam1', ['fire_lane'])
@@ -111,28 +94,28 @@ def body(env):
     h.check(len(incs) == 1 and incs[0].get('kind') == 'fire_lane_blocked',
             'expected one fire_lane_blocked incident, got %r' % incs)
     h.check(lane1 in h.incident_device(incs[0]), 'incident device %r' % incs[0].get('device'))
-    h.check(types(hooks_of(rx, lane1)) == ['opened'],
-            'expected one opened webhook, got %s' % types(hooks_of(rx, lane1)))
-    attrs = h.find_key(hooks_of(rx, lane1)[0].get('body'), 'attrs') or {}
+    h.check(changes(webhooks(rx, lane1)) == ['opened'],
+            'expected one opened webhook, got %s' % changes(webhooks(rx, lane1)))
+    attrs = attrs_of(webhooks(rx, lane1)[0])
     h.check(attrs.get('vehicles') == 1 and attrs.get('dwell_s', -1) >= DWELL_S - 1 and
             attrs.get('object_id') == 'car', 'blocked attrs: %r' % attrs)
 
     # It leaves.
     fr.send('update', 'car', 'cam1', [])
-    h.wait_until(lambda: types(hooks_of(rx, lane1)) == ['opened', 'cleared'], 30,
+    h.wait_until(lambda: changes(webhooks(rx, lane1)) == ['opened', 'cleared'], 30,
                  'the cleared webhook')
-    attrs = h.find_key(hooks_of(rx, lane1)[1].get('body'), 'attrs') or {}
+    attrs = attrs_of(webhooks(rx, lane1)[1])
     h.check(attrs.get('verified') is True and attrs.get('reason') == 'left_zone',
             'cleared attrs: %r' % attrs)
 
     # Frigate 0.12 payload: only the wake-up can report it.
     fr.send('new', 'old', 'cam2', [], legacy=True)
     fr.send('update', 'old', 'cam2', ['fire_lane'], legacy=True)
-    h.wait_until(lambda: hooks_of(rx, lane2), DWELL_S + 30, 'the 0.12 lane webhook')
+    h.wait_until(lambda: webhooks(rx, lane2), DWELL_S + 30, 'the 0.12 lane webhook')
     fr.send('end', 'old', 'cam2', ['fire_lane'], legacy=True, end=True)
-    h.wait_until(lambda: types(hooks_of(rx, lane2)) == ['opened', 'cleared'], 30,
+    h.wait_until(lambda: changes(webhooks(rx, lane2)) == ['opened', 'cleared'], 30,
                  'the 0.12 lane cleared webhook')
-    attrs = h.find_key(hooks_of(rx, lane2)[1].get('body'), 'attrs') or {}
+    attrs = attrs_of(webhooks(rx, lane2)[1])
     h.check(attrs.get('verified') is False and attrs.get('reason') == 'tracking_ended',
             'tracking-ended attrs: %r' % attrs)
 

@@ -28,6 +28,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from cameras import attrs as attrs_of, changes, start_without_hold, webhooks  # noqa: E402
 
 HIK = os.path.join(h.CORPUS, 'hikvision')
 CAM_USER, CAM_PASS = 'b3-cam', 'correct-horse-battery'
@@ -89,15 +90,6 @@ def post_xml(count, retransmission=False):
     return xml.encode()
 
 
-def hooks(rx):
-    seen, out = set(), []
-    for r in rx.records():
-        if r.get('webhook_id') not in seen:
-            seen.add(r.get('webhook_id'))
-            out.append(r)
-    return out
-
-
 def body(env):
     broker = env.broker()
     rx = env.receiver()
@@ -105,13 +97,11 @@ def body(env):
                    [('hik', {'plugin': 'hikvision', 'http_clients': 'b3-cam',
                              'dwell': '%ds' % DWELL_S, 'clear_after': '%ds' % CLEAR_S})],
                    start=False)
-    d.write_config(d.config_text() + '\n' + h.ini([
+    start_without_hold(d, [
         ('client b3-cam', {'username': CAM_USER, 'password': CAM_PASS, 'allow': 'ingest'}),
         ('client reader', {'token': READER, 'allow': 'read'}),
         ('snapshots', {'max_bytes': 1 << 20, 'max_image_bytes': 400 * 1024}),
-        ('escalation', {'fire_lane_hold': '0'}),
-    ]))
-    d.start(wait=False)
+    ])
     d.wait_log('http: listening')
     port = d.api_port
     reader = 'Bearer ' + READER
@@ -156,7 +146,7 @@ def body(env):
     lane_sha = hashlib.sha256(lane_pic).hexdigest()
     count = 1
     start = time.monotonic()
-    while not hooks(rx) and time.monotonic() - start < 30:
+    while not webhooks(rx) and time.monotonic() - start < 30:
         body_ = multipart(post_xml(count), [lane_pic])
         st, _, text = push(port, body_, 'multipart/form-data; boundary=' + BOUNDARY)
         h.check(st == 200, 'fielddetection post: %d %s' % (st, text))
@@ -166,7 +156,7 @@ def body(env):
             h.check(st == 200 and st2 == 200, 'repeat / retransmission refused')
         count += 1
         time.sleep(1)
-    h.check(hooks(rx), 'no webhook after %d posts' % count)
+    h.check(webhooks(rx), 'no webhook after %d posts' % count)
     h.check(time.monotonic() - start >= DWELL_S - 1, 'blocked before the dwell')
     for i in range(2):                 # more posts while it stays: nothing new
         push(port, multipart(post_xml(count), [lane_pic]), 'multipart/form-data; boundary=' + BOUNDARY)
@@ -176,10 +166,9 @@ def body(env):
     h.check(len(incs) == 1 and incs[0].get('kind') == 'fire_lane_blocked' and
             h.incident_device(incs[0]) == '84:9a:40:b1:7c:ae/1/region1',
             'expected one blocked lane incident, got %r' % incs)
-    opened = hooks(rx)
-    h.check([r.get('type') for r in opened] == ['org.firegrid.incident.opened'],
-            'webhooks: %r' % [r.get('type') for r in opened])
-    attrs = h.find_key(opened[0].get('body'), 'attrs') or {}
+    opened = webhooks(rx)
+    h.check(changes(opened) == ['opened'], 'webhooks: %r' % changes(opened))
+    attrs = attrs_of(opened[0])
     snaps = attrs.get('snapshots') or [{}]
     h.check(snaps[0].get('sha256') == lane_sha and
             snaps[0].get('url') == '/v1/snapshots/' + lane_sha, 'snapshot attrs: %r' % attrs)
@@ -188,11 +177,9 @@ def body(env):
     h.check(st == 200 and pic == lane_pic, 'GET the lane picture: %d' % st)
 
     # The vehicle leaves: no more posts, cleared after clear_after.
-    h.wait_until(lambda: len(hooks(rx)) >= 2, CLEAR_S + 30, 'the cleared webhook')
-    types = [r.get('type') for r in hooks(rx)]
-    h.check(types == ['org.firegrid.incident.opened', 'org.firegrid.incident.cleared'],
-            'webhooks: %r' % types)
-    attrs = h.find_key(hooks(rx)[1].get('body'), 'attrs') or {}
+    h.wait_until(lambda: len(webhooks(rx)) >= 2, CLEAR_S + 30, 'the cleared webhook')
+    h.check(changes(webhooks(rx)) == ['opened', 'cleared'], 'webhooks: %r' % changes(webhooks(rx)))
+    attrs = attrs_of(webhooks(rx)[1])
     h.check(attrs.get('reason') == 'silence' and attrs.get('verified') is False,
             'cleared attrs: %r' % attrs)
 

@@ -18,6 +18,7 @@
  *   Plugins must likewise check fg_msg.struct_size / fg_host.struct_size
  *   before reading fields added after v1.
  *   Appended to fg_host so far: wake_at (FG_HOST_HAS_WAKE_AT()).
+ *   Appended to the descriptor so far: modbus_map (Modbus register maps).
  *
  * Threading
  *   All plugin entry points are called on the host's loop thread, one call
@@ -278,6 +279,115 @@ struct fg_option {
 #define FG_OPTION_END { NULL, FG_OPT_END, NULL, 0, NULL, 0, 0 }
 
 /* ------------------------------------------------------------------------ */
+/* Modbus register maps (optional; appended to ABI v1)                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Modbus devices have no events: the host polls them.  A Modbus plugin says
+ * WHAT to read by returning a register map from fg_plugin.modbus_map; the
+ * host plans the requests (entries of one table whose registers are adjacent
+ * -- or at most max_gap apart -- are read in one request), polls the device
+ * from its bus worker thread, decodes every entry, and hands the result to
+ * decode() as one message:
+ *
+ *   transport "modbus", topic "modbus/<bus>/<unit id>/<device>", and a JSON
+ *   object payload (UTF-8, not NUL-terminated like every payload):
+ *
+ *   {"device":"b3-port07",        the [modbus-device NAME]: use it as the
+ *                                 event's device id (or a prefix of it)
+ *    "bus":"shed-b3", "unit":7,   where the device sits
+ *    "role":"port 07 meter",      the device's configured role, if any
+ *    "status":"ok",               "ok": every request was answered
+ *                                 "exception": the device answered at least
+ *                                   one request with an exception response
+ *                                 "no_response": timeout, broken frame or
+ *                                   no connection (the poll was abandoned at
+ *                                   the first such failure)
+ *    "online":true,               the host's verdict: false once
+ *                                 offline_after consecutive polls got no
+ *                                 response, true again at the first answer
+ *    "failures":0,                consecutive polls without a response
+ *    "values":{"voltage":229.8,   every map entry that was read, by name:
+ *              "relay_1":true},   numbers already decoded (type, word order)
+ *                                 and scaled; coils/discrete inputs booleans
+ *    "units":{"voltage":"V"},     the unit of every map entry that has one
+ *    "exception":{"function":4,   status "exception": the first exception
+ *       "address":768,"count":2,  (request's function, 0-based address and
+ *       "code":2,                 quantity; the exception code and its name)
+ *       "name":"illegal data address"},
+ *    "error":"timeout",           status "no_response": what failed
+ *    "commanded":{"relay_3":false}}  coils the gateway itself last wrote
+ *                                 (local interlock), by entry name; absent
+ *                                 when it never wrote any of this device's
+ *
+ * Keys may be added; decoders ignore keys they do not know.  The plugin
+ * turns this into events with its thresholds and the per-device state of
+ * fg_host (offline/online transitions, exceptions as fault, hysteresis).
+ *
+ * Addresses are the 0-based numbers on the wire.  Vendor manuals often print
+ * 1-based "register numbers" with the table as the leading digit: 30001 is
+ * input register 0, 40001 holding register 0, 10001 discrete input 0,
+ * 00001 coil 0 (six-digit forms such as 300001 likewise).  Subtract the base
+ * and one: the SDM120's "30007 Current" is input register 6.
+ *
+ * Word order of 32-bit values, A being the most significant byte:
+ *   ABCD  first register = A B, second = C D   (big-endian; Modbus default)
+ *   CDAB  first register = C D, second = A B   (word swap; common in
+ *                                               Chinese meters/detectors)
+ *   BADC  first register = B A, second = D C   (byte swap)
+ *   DCBA  first register = D C, second = B A   (little-endian)
+ * For 16-bit values BADC and DCBA swap the two bytes; ABCD and CDAB do not.
+ */
+typedef enum fg_modbus_table {
+	FG_MODBUS_COILS = 1,               /* read FC01, written FC05; 1 bit */
+	FG_MODBUS_DISCRETE_INPUTS = 2,     /* read FC02; 1 bit, read-only */
+	FG_MODBUS_HOLDING_REGISTERS = 3,   /* read FC03; 16-bit words */
+	FG_MODBUS_INPUT_REGISTERS = 4,     /* read FC04; 16-bit words, read-only */
+} fg_modbus_table;
+
+typedef enum fg_modbus_type {
+	FG_MODBUS_BOOL = 0,   /* the only type of coils and discrete inputs */
+	FG_MODBUS_U16 = 1,
+	FG_MODBUS_I16 = 2,    /* two's complement */
+	FG_MODBUS_U32 = 3,    /* two registers */
+	FG_MODBUS_I32 = 4,
+	FG_MODBUS_F32 = 5,    /* IEEE 754 single, two registers */
+} fg_modbus_type;
+
+typedef enum fg_modbus_order {
+	FG_MODBUS_ABCD = 0,
+	FG_MODBUS_CDAB = 1,
+	FG_MODBUS_BADC = 2,
+	FG_MODBUS_DCBA = 3,
+} fg_modbus_order;
+
+/* One named value of a register map. */
+struct fg_modbus_reg {
+	const char *name;          /* payload key: [a-z0-9_]{1,32}, unique in the map */
+	fg_modbus_table table;
+	uint16_t address;          /* 0-based wire address of the first register/bit */
+	fg_modbus_type type;
+	fg_modbus_order order;     /* see above; ignored for booleans */
+	double scale;              /* value = raw * scale (0 is taken as 1) */
+	const char *unit;          /* e.g. "V", "A", "degC"; may be NULL */
+};
+
+struct fg_modbus_map {
+	uint32_t struct_size;      /* sizeof(struct fg_modbus_map) */
+	uint32_t reg_size;         /* sizeof(struct fg_modbus_reg): stride of regs[] */
+	const struct fg_modbus_reg *regs;
+	size_t n_regs;             /* 1..256 */
+	/* Unmapped registers a request may read to join two entries into one
+	 * request (0: only truly adjacent entries share a request).  Some
+	 * devices answer "illegal data address" for holes, so keep it 0 unless
+	 * the model is known to read across them. */
+	uint16_t max_gap;
+	/* Most registers (or bits) per request; 0 = the protocol limit (125
+	 * registers, 2000 bits).  Small meters often accept fewer. */
+	uint16_t max_count;
+};
+
+/* ------------------------------------------------------------------------ */
 /* The descriptor                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -311,6 +421,21 @@ struct fg_plugin {
 	 * are kept.  Must never crash on any input.
 	 */
 	int (*decode)(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx);
+
+	/* ---- appended after the first v1 release; read by the host only when
+	 * struct_size covers the field (an older plugin simply lacks it) ---- */
+
+	/*
+	 * Modbus models only (NULL otherwise): the register map of one
+	 * instance, called once after init() succeeded.  A map may depend on
+	 * the instance's options (a model option, per-device scale or word
+	 * order, a map written in the config), which is why it is a function
+	 * of the state and not a static table.  The returned map, and
+	 * everything it points to, must stay valid and unchanged until fini().
+	 * NULL means "no usable map": the host refuses the device.  See
+	 * "Modbus register maps" below for the payload decode() then receives.
+	 */
+	const struct fg_modbus_map *(*modbus_map)(void *state);
 };
 
 /* Name of the one symbol a plugin module exports. */

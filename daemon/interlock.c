@@ -1,0 +1,516 @@
+/* The local power cut-off: rules, actions, their records; see interlock.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "interlock.h"
+#include "log.h"
+#include "metrics.h"
+#include "modbus.h"
+#include "options.h"
+#include "outbox.h"
+#include "util.h"
+
+#define COMMAND_POLL_MS 1000
+#define COMMANDS_PER_TICK 16
+#define MAX_ON 8
+
+enum action { ACT_CUT, ACT_RESTORE };
+static const char *const action_names[] = { "cut", "restore" };
+
+struct rule {
+	fg_interlock *il;
+	const struct fg_conf_interlock *conf;
+	uint16_t *coils;
+	size_t n_coils;
+	fg_kind on[MAX_ON];
+	size_t n_on;
+	char fault_device[96];         /* "interlock/<rule>" */
+	bool fault_open;
+	int64_t last_cut_incident;     /* the incident of the last cut */
+	/* the write in flight, if busy */
+	bool busy;
+	bool again;                    /* another trigger came while busy */
+	int64_t again_incident;
+	enum action act;
+	int64_t incident;
+	int64_t command;               /* restore: its command row */
+	char actor[96];
+	char trigger[96];              /* "<device> <kind>" for a cut */
+};
+
+struct fg_interlock {
+	uv_loop_t *loop;
+	fg_modbus *m;
+	fg_store *st;
+	fg_incidents *inc;
+	struct fg_outbox *ob;
+	struct rule *rules;
+	size_t n_rules;
+	uv_timer_t timer;
+	bool started, closing;
+	void (*closed_cb)(void *data);
+	void *closed_data;
+};
+
+static struct fg_ratelimit store_rl = FG_RATELIMIT_INIT(10000, 5);
+
+static const char SQL_ACTION_INSERT[] =
+	"INSERT INTO interlock_actions(rule, action, at_ms, device, coils, value, dry_run,"
+	" written, verified, readback, error, incident_id, trigger, actor)"
+	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+static const char SQL_LAST_ACTION[] =
+	"SELECT action, value, incident_id FROM interlock_actions"
+	" WHERE rule = ?1 AND dry_run = 0 ORDER BY id DESC LIMIT 1";
+static const char SQL_REVISE[] =
+	"UPDATE incidents SET revision = revision + 1 WHERE id = ?1 AND state <> 'closed'";
+static const char SQL_HISTORY[] =
+	"INSERT INTO incident_history(incident_id, at_ms, from_state, to_state, actor,"
+	" channel, note, revision)"
+	" SELECT id, ?2, state, state, ?3, 'interlock', ?4, revision FROM incidents WHERE id = ?1";
+static const char SQL_FAULT_OPEN[] =
+	"SELECT 1 FROM incidents WHERE dedup_key = ?1 AND state <> 'closed'"
+	" AND cleared_ms IS NULL";
+static const char SQL_COMMANDS[] =
+	"SELECT id, rule, action, actor FROM interlock_commands WHERE done_ms IS NULL"
+	" ORDER BY id LIMIT 16";
+static const char SQL_COMMAND_DONE[] =
+	"UPDATE interlock_commands SET done_ms = ?2, result = ?3, action_id = ?4 WHERE id = ?1";
+
+/* ---- records ------------------------------------------------------------ */
+
+/* A revision of a still-open incident that says what the interlock did:
+ * history row, revision + 1, an "updated" webhook whose event attrs carry
+ * the action.  A closed (or unknown) incident is left alone. */
+static int record_on_incident(fg_interlock *il, struct rule *r, int64_t incident_id,
+                              int64_t at_ms, const char *note, json_t *detail)
+{
+	if (!incident_id || !il->st)
+		return 0;
+	sqlite3_stmt *s = fg_store_stmt(il->st, SQL_REVISE);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, incident_id);
+	int rc = fg_store_step_done(s);
+	if (rc < 0 || sqlite3_changes(fg_store_db(il->st)) == 0)
+		return rc;
+	char actor[128];
+	snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
+	s = fg_store_stmt(il->st, SQL_HISTORY);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, incident_id);
+	sqlite3_bind_int64(s, 2, at_ms);
+	fg_store_bind_text(s, 3, actor);
+	fg_store_bind_text(s, 4, note);
+	if ((rc = fg_store_step_done(s)) < 0 || !il->ob)
+		return rc;
+
+	struct fg_incident inc;
+	if ((rc = fg_incident_get(il->st, incident_id, &inc)) < 0)
+		return rc;
+	json_t *attrs = json_pack("{s:O}", "interlock", detail);
+	char *attrs_s = attrs ? json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(attrs);
+	struct fg_ev ev = {
+		.source = inc.source, .plugin = inc.plugin, .transport = "modbus",
+		.topic = actor, .device = inc.device, .kind = inc.kind, .severity = inc.severity,
+		.clears = FG_KIND_NONE, .recv_time_ms = at_ms, .attrs_json = attrs_s,
+	};
+	rc = attrs_s ? fg_outbox_enqueue(il->ob, &inc, &ev, "updated", at_ms) : -ENOMEM;
+	free(attrs_s);
+	fg_incident_clear(&inc);
+	return rc < 0 ? rc : 0;
+}
+
+/* The rule's own incident: fault (major) on a failed action, clear after a
+ * verified one. */
+static void record_fault(fg_interlock *il, struct rule *r, bool failed, json_t *detail,
+                         int64_t at_ms)
+{
+	if (!il->inc || failed == r->fault_open)
+		return;
+	json_t *attrs = json_pack("{s:O}", "interlock", detail);
+	char *attrs_s = attrs ? json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(attrs);
+	struct fg_ev ev = {
+		.source = r->conf->name, .plugin = "interlock", .transport = "modbus",
+		.topic = r->fault_device, .device = r->fault_device,
+		.kind = failed ? FG_KIND_FAULT : FG_KIND_CLEAR,
+		.severity = failed ? FG_SEV_MAJOR : FG_SEV_INFO,
+		.clears = FG_KIND_FAULT, .recv_time_ms = at_ms, .attrs_json = attrs_s,
+	};
+	int rc = fg_incidents_apply(il->inc, &ev, NULL);
+	free(attrs_s);
+	if (rc < 0)
+		fg_log_rl(&store_rl, FG_LOG_ERR, "interlock", "cannot record the interlock fault "
+		          "rule=%s err=\"%s\"", r->conf->name, fg_strerror(rc));
+	else
+		r->fault_open = failed;
+}
+
+static json_t *coils_json(const uint16_t *coils, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_integer(coils[i]));
+	return a;
+}
+
+/* Store one action and everything it touches; res is NULL for a dry run. */
+static void record_action(fg_interlock *il, struct rule *r, const struct fg_modbus_write_result *res)
+{
+	int64_t now = fg_now_ms();
+	int value = r->act == ACT_CUT ? r->conf->cut_value : !r->conf->cut_value;
+	bool dry = res == NULL;
+	bool verified = res && res->verified;
+	json_t *readback = json_array();
+	for (size_t i = 0; res && readback && i < res->n; i++)
+		json_array_append_new(readback, res->read[i] ? json_boolean(res->readback[i])
+		                                             : json_null());
+	char at[40];
+	json_t *detail = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:O, s:s?}",
+	                           "rule", r->conf->name, "action", action_names[r->act],
+	                           "at", fg_time_iso(now, at, sizeof(at)),
+	                           "device", r->conf->device,
+	                           "coils", coils_json(r->coils, r->n_coils),
+	                           "value", value, "dry_run", dry, "written", res && res->written,
+	                           "verified", verified, "readback", dry ? json_null() : readback,
+	                           "error", res && res->error[0] ? res->error : NULL);
+	char *coils_s = json_dumps(json_object_get(detail, "coils"), JSON_COMPACT);
+	char *readback_s = dry ? NULL : json_dumps(readback, JSON_COMPACT);
+	int64_t action_id = 0;
+	int rc = !detail || !coils_s ? -ENOMEM : fg_store_begin(il->st);
+	sqlite3_stmt *s = rc < 0 ? NULL : fg_store_stmt(il->st, SQL_ACTION_INSERT);
+	if (rc == 0 && !s)
+		rc = -EIO;
+	if (rc == 0) {
+		fg_store_bind_text(s, 1, r->conf->name);
+		fg_store_bind_text(s, 2, action_names[r->act]);
+		sqlite3_bind_int64(s, 3, now);
+		fg_store_bind_text(s, 4, r->conf->device);
+		fg_store_bind_text(s, 5, coils_s);
+		sqlite3_bind_int(s, 6, value);
+		sqlite3_bind_int(s, 7, dry);
+		sqlite3_bind_int(s, 8, res && res->written);
+		sqlite3_bind_int(s, 9, verified);
+		fg_store_bind_text(s, 10, readback_s);
+		fg_store_bind_text(s, 11, res && res->error[0] ? res->error : NULL);
+		if (r->incident)
+			sqlite3_bind_int64(s, 12, r->incident);
+		fg_store_bind_text(s, 13, r->act == ACT_CUT ? r->trigger : NULL);
+		fg_store_bind_text(s, 14, r->actor);
+		rc = fg_store_step_done(s);
+		action_id = sqlite3_last_insert_rowid(fg_store_db(il->st));
+	}
+	if (rc == 0) {
+		char note[160];
+		snprintf(note, sizeof(note), "%s%s coils %s = %d: %s", dry ? "dry run: " : "",
+		         action_names[r->act], coils_s, value,
+		         dry ? "not written" : verified ? "verified" : res->error);
+		rc = record_on_incident(il, r, r->incident, now, note, detail);
+	}
+	if (rc == 0 && r->command) {
+		s = fg_store_stmt(il->st, SQL_COMMAND_DONE);
+		rc = s ? 0 : -EIO;
+		if (s) {
+			char result[160];
+			snprintf(result, sizeof(result), "%s", dry ? "dry run" : verified ? "verified"
+			         : res->error);
+			sqlite3_bind_int64(s, 1, r->command);
+			sqlite3_bind_int64(s, 2, now);
+			fg_store_bind_text(s, 3, result);
+			sqlite3_bind_int64(s, 4, action_id);
+			rc = fg_store_step_done(s);
+		}
+	}
+	if (rc < 0)
+		fg_log_rl(&store_rl, FG_LOG_ERR, "interlock", "cannot record the action rule=%s "
+		          "err=\"%s\"", r->conf->name, fg_strerror(rc));
+	if (!dry && detail)
+		record_fault(il, r, !verified, detail, now);
+	fg_metrics_inc(verified ? "firegrid_interlock_actions_total"
+	               : dry ? "firegrid_interlock_dry_runs_total"
+	               : "firegrid_interlock_failures_total", "rule", r->conf->name);
+	json_decref(detail);
+	json_decref(readback);
+	free(coils_s);
+	free(readback_s);
+}
+
+/* ---- actions ------------------------------------------------------------ */
+
+static void start_action(struct rule *r, enum action act, int64_t incident, int64_t command,
+                         const char *actor, const char *trigger);
+
+static void write_cb(void *data, const struct fg_modbus_write_result *res)
+{
+	struct rule *r = data;
+	fg_interlock *il = r->il;
+	r->busy = false;
+	if (res->verified)
+		fg_warn("interlock", "%s done rule=%s device=%s coils=%zu value=%d verified",
+		        action_names[r->act], r->conf->name, res->device, res->n, res->value);
+	else
+		fg_err("interlock", "%s FAILED rule=%s device=%s value=%d err=\"%s\"",
+		       action_names[r->act], r->conf->name, res->device, res->value, res->error);
+	/* What the gateway commanded, right or wrong: the relay plugin then
+	 * flags any coil that does not follow. */
+	for (size_t i = 0; i < r->n_coils; i++)
+		fg_modbus_set_commanded(il->m, r->conf->device, r->coils[i], res->value);
+	if (r->act == ACT_CUT)
+		r->last_cut_incident = r->incident;
+	record_action(il, r, res);
+	r->command = 0;
+	if (r->again && !il->closing) {
+		r->again = false;
+		start_action(r, ACT_CUT, r->again_incident, 0, r->actor, r->trigger);
+	}
+}
+
+static void start_action(struct rule *r, enum action act, int64_t incident, int64_t command,
+                         const char *actor, const char *trigger)
+{
+	fg_interlock *il = r->il;
+	if (r->busy) {
+		/* A restore waits in its table; another cut is remembered. */
+		if (act == ACT_CUT) {
+			r->again = true;
+			r->again_incident = incident;
+		}
+		return;
+	}
+	r->act = act;
+	r->incident = incident;
+	r->command = command;
+	snprintf(r->actor, sizeof(r->actor), "%s", actor);
+	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger ? trigger : "");
+	int value = act == ACT_CUT ? r->conf->cut_value : !r->conf->cut_value;
+	if (r->conf->dry_run) {
+		fg_warn("interlock", "dry run: would %s rule=%s device=%s coils=%zu value=%d "
+		        "trigger=\"%s\"", action_names[act], r->conf->name, r->conf->device,
+		        r->n_coils, value, r->trigger);
+		record_action(il, r, NULL);
+		r->command = 0;
+		return;
+	}
+	fg_warn("interlock", "%s rule=%s device=%s coils=%zu value=%d trigger=\"%s\"",
+	        action_names[act], r->conf->name, r->conf->device, r->n_coils, value, r->trigger);
+	int rc = fg_modbus_write_coils(il->m, r->conf->device, r->coils, r->n_coils, value,
+	                               write_cb, r);
+	if (rc == 0) {
+		r->busy = true;
+		return;
+	}
+	uint8_t none[1] = { 0 };
+	char why[96];
+	snprintf(why, sizeof(why), "not written: %s", fg_strerror(rc));
+	struct fg_modbus_write_result res = {
+		.device = r->conf->device, .n = 0, .coils = r->coils, .readback = none,
+		.read = none, .value = value, .error = why,
+	};
+	write_cb(r, &res);
+}
+
+void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t incident_id)
+{
+	if (!il || !il->started || il->closing || !fg_kind_opens_incident(ev->kind))
+		return;
+	for (size_t i = 0; i < il->n_rules; i++) {
+		struct rule *r = &il->rules[i];
+		bool kind = false, from = false;
+		for (size_t k = 0; k < r->n_on; k++)
+			kind |= r->on[k] == ev->kind;
+		for (size_t k = 0; kind && k < r->conf->n_from; k++)
+			from |= strcmp(r->conf->from[k], ev->source) == 0;
+		if (!kind || !from)
+			continue;
+		char trigger[96];
+		snprintf(trigger, sizeof(trigger), "%s %s", ev->device, fg_kind_name(ev->kind));
+		char actor[128];
+		snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
+		start_action(r, ACT_CUT, incident_id, 0, actor, trigger);
+	}
+}
+
+/* ---- restore commands --------------------------------------------------- */
+
+static struct rule *find_rule(fg_interlock *il, const char *name)
+{
+	for (size_t i = 0; name && i < il->n_rules; i++)
+		if (strcmp(il->rules[i].conf->name, name) == 0)
+			return &il->rules[i];
+	return NULL;
+}
+
+static void command_refuse(fg_interlock *il, int64_t id, const char *why)
+{
+	sqlite3_stmt *s = fg_store_stmt(il->st, SQL_COMMAND_DONE);
+	if (!s)
+		return;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, fg_now_ms());
+	fg_store_bind_text(s, 3, why);
+	fg_store_step_done(s);
+}
+
+/* Commands written by firegridctl; a rule busy with a write keeps its
+ * command for the next tick. */
+static void command_timer_cb(uv_timer_t *t)
+{
+	fg_interlock *il = t->data;
+	struct cmd {
+		int64_t id;
+		char rule[64], action[16], actor[64];
+	} cmds[COMMANDS_PER_TICK];
+	size_t n = 0;
+	sqlite3_stmt *s = fg_store_stmt(il->st, SQL_COMMANDS);
+	int rc;
+	while (s && n < COMMANDS_PER_TICK && (rc = fg_store_step_row(s)) > 0) {
+		struct cmd *c = &cmds[n++];
+		c->id = sqlite3_column_int64(s, 0);
+		snprintf(c->rule, sizeof(c->rule), "%s", (const char *)sqlite3_column_text(s, 1));
+		snprintf(c->action, sizeof(c->action), "%s", (const char *)sqlite3_column_text(s, 2));
+		const char *actor = (const char *)sqlite3_column_text(s, 3);
+		snprintf(c->actor, sizeof(c->actor), "%s", actor ? actor : "operator");
+	}
+	if (s && n == COMMANDS_PER_TICK)
+		sqlite3_reset(s);
+	for (size_t i = 0; i < n; i++) {
+		struct rule *r = find_rule(il, cmds[i].rule);
+		if (fg_store_begin(il->st) < 0)
+			return;
+		if (!r) {
+			fg_warn("interlock", "command %lld refused: no rule %s", (long long)cmds[i].id,
+			        cmds[i].rule);
+			command_refuse(il, cmds[i].id, "refused: no such interlock rule");
+		} else if (strcmp(cmds[i].action, "restore") != 0) {
+			command_refuse(il, cmds[i].id, "refused: unknown action");
+		} else if (!r->busy) {
+			char actor[128];
+			snprintf(actor, sizeof(actor), "ctl/%s", cmds[i].actor);
+			fg_warn("interlock", "restore requested rule=%s by=%s", r->conf->name, actor);
+			start_action(r, ACT_RESTORE, r->last_cut_incident, cmds[i].id, actor, NULL);
+		}
+	}
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int fg_interlock_new(uv_loop_t *loop, const struct fg_conf *conf, struct fg_modbus *m,
+                     fg_store *st, fg_incidents *inc, struct fg_outbox *ob,
+                     fg_interlock **ret, char **ret_errors)
+{
+	fg_interlock *il = calloc(1, sizeof(*il));
+	if (!il)
+		return -ENOMEM;
+	il->loop = loop;
+	il->m = m;
+	il->st = st;
+	il->inc = inc;
+	il->ob = ob;
+	il->rules = calloc(conf->n_interlocks ? conf->n_interlocks : 1, sizeof(*il->rules));
+	if (!il->rules) {
+		free(il);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < conf->n_interlocks; i++) {
+		struct rule *r = &il->rules[il->n_rules++];
+		const struct fg_conf_interlock *c = &conf->interlocks[i];
+		r->il = il;
+		r->conf = c;
+		snprintf(r->fault_device, sizeof(r->fault_device), "interlock/%s", c->name);
+		r->coils = calloc(c->n_coils ? c->n_coils : 1, sizeof(*r->coils));
+		if (!r->coils) {
+			fg_interlock_free(il);
+			return -ENOMEM;
+		}
+		for (size_t k = 0; k < c->n_coils; k++) {
+			int64_t v = 0;
+			fg_parse_int(c->coils[k], &v);       /* checked by the config loader */
+			r->coils[r->n_coils++] = (uint16_t)v;
+		}
+		for (size_t k = 0; k < c->n_on && r->n_on < MAX_ON; k++)
+			if (fg_kind_parse(c->on[k], &r->on[r->n_on]) == 0)
+				r->n_on++;
+	}
+	(void)ret_errors;    /* nothing beyond what the config loader checks */
+	*ret = il;
+	return 0;
+}
+
+/* Where each rule stands after a restart: the coils as last commanded, the
+ * incident of the last cut, whether its fault incident is open. */
+static void load_rule(fg_interlock *il, struct rule *r)
+{
+	sqlite3_stmt *s = fg_store_stmt(il->st, SQL_LAST_ACTION);
+	if (s) {
+		fg_store_bind_text(s, 1, r->conf->name);
+		if (fg_store_step_row(s) > 0) {
+			bool cut = strcmp((const char *)sqlite3_column_text(s, 0), "cut") == 0;
+			int value = sqlite3_column_int(s, 1);
+			if (cut)
+				r->last_cut_incident = sqlite3_column_int64(s, 2);
+			for (size_t i = 0; i < r->n_coils; i++)
+				fg_modbus_set_commanded(il->m, r->conf->device, r->coils[i], value);
+			if (cut)
+				fg_warn("interlock", "rule %s: power was cut before the restart and stays "
+				        "cut until `firegridctl interlock restore %s`", r->conf->name,
+				        r->conf->name);
+			sqlite3_reset(s);
+		}
+	}
+	char key[128];
+	snprintf(key, sizeof(key), "%s|fault", r->fault_device);
+	s = fg_store_stmt(il->st, SQL_FAULT_OPEN);
+	if (s) {
+		fg_store_bind_text(s, 1, key);
+		r->fault_open = fg_store_step_row(s) > 0;
+		sqlite3_reset(s);
+	}
+}
+
+int fg_interlock_start(fg_interlock *il)
+{
+	if (!il || !il->loop || !il->st)
+		return -EINVAL;
+	for (size_t i = 0; i < il->n_rules; i++)
+		load_rule(il, &il->rules[i]);
+	uv_timer_init(il->loop, &il->timer);
+	il->timer.data = il;
+	il->started = true;
+	if (il->n_rules)
+		uv_timer_start(&il->timer, command_timer_cb, COMMAND_POLL_MS, COMMAND_POLL_MS);
+	return 0;
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+	fg_interlock *il = h->data;
+	if (il->closed_cb)
+		il->closed_cb(il->closed_data);
+}
+
+void fg_interlock_close(fg_interlock *il, void (*cb)(void *data), void *data)
+{
+	if (!il || !il->started || il->closing) {
+		if (cb)
+			cb(data);
+		return;
+	}
+	il->closing = true;
+	il->closed_cb = cb;
+	il->closed_data = data;
+	uv_close((uv_handle_t *)&il->timer, timer_closed_cb);
+}
+
+void fg_interlock_free(fg_interlock *il)
+{
+	if (!il)
+		return;
+	for (size_t i = 0; i < il->n_rules; i++)
+		free(il->rules[i].coils);
+	free(il->rules);
+	free(il);
+}
