@@ -45,7 +45,7 @@ static const char SQL_EVENT_INSERT[] =
 	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 static const char SQL_FIND_OPEN[] =
-	"SELECT id, state, severity, cleared_ms FROM incidents"
+	"SELECT id, state, severity, cleared_ms, attrs FROM incidents"
 	" WHERE dedup_key = ?1 AND state <> 'closed'";
 
 static const char SQL_INCIDENT_INSERT[] =
@@ -508,9 +508,56 @@ static int reopen_closed(struct apply *a, int64_t id, fg_severity sev)
 	              "realarm within the reopen window");
 }
 
-/* An alarm for a key that has an incident that is not closed. */
+/*
+ * Attributes whose change is news for the operations centre while the
+ * condition goes on: a blocked fire lane's plate (often read after the lane
+ * was reported) and its number of vehicles.  Other attrs (dwell, pictures,
+ * times) follow the latest event silently.
+ */
+static const struct {
+	fg_kind kind;
+	const char *keys[3];
+} revising_attrs[] = {
+	{ FG_KIND_FIRE_LANE_BLOCKED, { "plate", "vehicles", NULL } },
+};
+
+/* Did a revising attribute of the event change against the incident's
+ * attrs (old_json, may be NULL)?  An attribute the event does not carry is
+ * no change.  Writes "plate: - -> X" style notes into note. */
+static bool attrs_revise(const struct fg_ev *ev, const char *old_json, char *note, size_t len)
+{
+	const char *const *keys = NULL;
+	for (size_t i = 0; i < sizeof(revising_attrs) / sizeof(revising_attrs[0]); i++)
+		if (revising_attrs[i].kind == ev->kind)
+			keys = revising_attrs[i].keys;
+	if (!keys || !ev->attrs_json)
+		return false;
+	json_t *now = json_loads(ev->attrs_json, 0, NULL);
+	json_t *old = old_json ? json_loads(old_json, 0, NULL) : NULL;
+	size_t used = 0;
+	note[0] = '\0';
+	for (size_t k = 0; keys[k]; k++) {
+		json_t *n = json_object_get(now, keys[k]), *o = json_object_get(old, keys[k]);
+		if (!n || json_is_null(n) || (o && json_equal(n, o)))
+			continue;
+		char *ot = o ? json_dumps(o, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+		char *nt = json_dumps(n, JSON_ENCODE_ANY | JSON_COMPACT);
+		int w = snprintf(note + used, len - used, "%s%s: %.40s -> %.40s", used ? ", " : "",
+		                 keys[k], ot ? ot : "-", nt ? nt : "?");
+		free(ot);
+		free(nt);
+		if (w > 0)
+			used = (size_t)w >= len - used ? len - 1 : used + (size_t)w;
+	}
+	json_decref(now);
+	json_decref(old);
+	return used > 0;
+}
+
+/* An alarm for a key that has an incident that is not closed.  attrs_note
+ * (NULL = none) says which revising attribute changed (attrs_revise). */
 static int fold(struct apply *a, int64_t id, const char *state, fg_severity severity,
-                bool cleared)
+                bool cleared, const char *attrs_note)
 {
 	const struct fg_ev *ev = a->ev;
 	fg_store *st = a->inc->st;
@@ -521,7 +568,7 @@ static int fold(struct apply *a, int64_t id, const char *state, fg_severity seve
 	/* Severity only ever rises; a rise is news for the operations centre,
 	 * just like a re-alarm after a clear. */
 	fg_severity new_sev = ev->severity > severity ? ev->severity : severity;
-	bool revise = cleared || new_sev != severity;
+	bool revise = cleared || new_sev != severity || attrs_note;
 	if (cleared && strcmp(state, FG_STATE_RESOLVED) == 0)
 		return reopen(a, id, event_id, state, new_sev, "realarm of a resolved incident");
 	sqlite3_stmt *s = fg_store_stmt(st, revise ? SQL_FOLD_REVISE : SQL_FOLD);
@@ -538,12 +585,14 @@ static int fold(struct apply *a, int64_t id, const char *state, fg_severity seve
 	if (r < 0 || !revise)
 		return r < 0 ? r : FG_APPLY_REPEAT;
 
-	char note[64];
+	char note[160];
 	if (cleared)
 		snprintf(note, sizeof(note), "realarm");
-	else
+	else if (new_sev != severity)
 		snprintf(note, sizeof(note), "severity %s -> %s", fg_severity_name(severity),
 		         fg_severity_name(new_sev));
+	else
+		snprintf(note, sizeof(note), "attrs %s", attrs_note);
 	r = history(a, id, state, note);
 	if (r >= 0)
 		r = publish(a, id, "updated");
@@ -574,8 +623,11 @@ static int apply_alarm(struct apply *a, int64_t *ret_id)
 		if (fg_severity_parse((const char *)sqlite3_column_text(s, 2), &sev) < 0)
 			sev = FG_SEV_INFO;
 		bool cleared = sqlite3_column_type(s, 3) != SQLITE_NULL;
+		char note[128];
+		bool news = attrs_revise(a->ev, (const char *)sqlite3_column_text(s, 4), note,
+		                         sizeof(note));
 		sqlite3_reset(s);
-		r = fold(a, id, state, sev, cleared);
+		r = fold(a, id, state, sev, cleared, news ? note : NULL);
 		*ret_id = id;
 	} else if (r == 0) {
 		int64_t closed_id = 0;

@@ -9,7 +9,11 @@
  *                                        clear is undone, revision++, outbox
  *                                        "updated", history note "realarm";
  *                                        or its severity rises: revision++,
- *                                        outbox "updated", note "severity")
+ *                                        outbox "updated", note "severity";
+ *                                        or a revising attribute changed:
+ *                                        fire_lane_blocked's plate or
+ *                                        vehicles, revision++, outbox
+ *                                        "updated", note "attrs plate: ...")
  *   clear/online/fire_lane_cleared    -> matching open incidents of the
  *                                        device get cleared_ms, revision++,
  *                                        outbox "cleared"; none open: nothing

@@ -16,6 +16,7 @@
  * restarts and commits with the message's events:
  *   "occ"      one line per occupant: "<id>\t<since>\t<last>\t<info>"
  *   "blocked"  the time the lane became blocked, absent when it is not
+ *   "facts"    what the centre was told while blocked (pl_lane_facts_changed)
  * and one wake-up (fg_host.wake_at) at the next time something can change:
  * an occupant reaching the dwell, one falling silent, or `recheck_at`.
  *
@@ -30,6 +31,7 @@
 #define FG_PLUGIN_LANE_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,7 +178,9 @@ static __attribute__((unused)) const struct pl_occupant *pl_lane_first(const str
 	return f;
 }
 
-enum pl_change { PL_NONE = 0, PL_BLOCKED, PL_CLEARED };
+/* PL_UPDATED is never returned by pl_lane_settle: a plugin uses it for a
+ * blocked lane whose reported facts may have changed (pl_lane_facts_changed). */
+enum pl_change { PL_NONE = 0, PL_BLOCKED, PL_CLEARED, PL_UPDATED };
 
 /* Decide what the lane's occupants mean at now_ms and update blocked_ms.
  * PL_BLOCKED once the first occupant has stayed dwell_ms; PL_CLEARED when a
@@ -196,6 +200,33 @@ static __attribute__((unused)) enum pl_change pl_lane_settle(struct pl_lane *ln,
 		return PL_BLOCKED;
 	}
 	return PL_NONE;
+}
+
+/*
+ * What the operations centre was told about a blocked lane: a short text
+ * the plugin makes of the attributes that matter (plate, number of
+ * vehicles), kept as "facts" in the lane's state.  Returns true, and
+ * remembers `facts`, when they differ from the last ones: then the plugin
+ * emits fire_lane_blocked again with the new attrs, which the host makes an
+ * `updated` revision of the open incident.  Retransmissions and periodic
+ * posts with the same facts return false: nothing is re-sent.  Call it for
+ * the blocked event itself too (so the first update compares against it),
+ * and with facts NULL when the lane clears (forgets them; returns false).
+ */
+static __attribute__((unused)) bool pl_lane_facts_changed(const struct fg_host *h,
+                                                          fg_decode_ctx *ctx,
+                                                          const char *device, const char *facts)
+{
+	const char *old = h->state_get(ctx, device, "facts");
+	if (!facts) {
+		if (old)
+			h->state_set(ctx, device, "facts", NULL);
+		return false;
+	}
+	if (old && strcmp(old, facts) == 0)
+		return false;
+	h->state_set(ctx, device, "facts", facts);
+	return true;
 }
 
 /* Write the lane back and ask for a wake-up at its next possible change. */

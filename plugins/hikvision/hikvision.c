@@ -33,7 +33,12 @@
  * ANPR is vehicle identity, never an alarm: the plate (with its confidence;
  * low when confidenceLevel or any plateCharBelieve digit is below
  * plate_min_confidence) is kept per camera channel and goes into that
- * channel's blocked event when it was read within plate_window.
+ * channel's blocked event when it was read within plate_window.  A plate
+ * read while a lane of the channel is already blocked, or a change in the
+ * number of vehicles in it, repeats the blocked event with the new attrs
+ * (the host makes it an `updated` revision of the open incident); the same
+ * plate again changes nothing.  The channel keeps the list of its blocked
+ * lanes ("lanes") for this.
  *
  * videoloss + inactive is the alertStream's heartbeat, not an event.  Every
  * document refreshes the camera's online state; with offline_after set, a
@@ -340,52 +345,108 @@ static json_t *state_json_get(struct hik *k, fg_decode_ctx *ctx, const char *dev
 	return s ? json_loads(s, 0, NULL) : NULL;
 }
 
-/* Emit a lane change.  time_ms is the post's device time (0 on wake-ups). */
+/* The camera/channel device of a lane device "<camera>/<channel>/regionN". */
+static void channel_of(const char *lane, char *buf, size_t len)
+{
+	const char *slash = strrchr(lane, '/');
+	snprintf(buf, len, "%.*s", slash ? (int)(slash - lane) : 0, lane);
+}
+
+/* Add or remove a lane in its channel's list of blocked lanes. */
+static void channel_lanes_set(struct hik *k, fg_decode_ctx *ctx, const char *lane, bool blocked)
+{
+	char chdev[128], list[1024] = "";
+	channel_of(lane, chdev, sizeof(chdev));
+	const char *name = strrchr(lane, '/') ? strrchr(lane, '/') + 1 : lane;
+	const char *old = k->host->state_get(ctx, chdev, "lanes");
+	size_t used = 0, nl = strlen(name);
+	for (const char *p = old ? old : ""; *p;) {
+		size_t w = strcspn(p, " ");
+		if (w && !(w == nl && strncmp(p, name, nl) == 0) && used + w + 2 < sizeof(list)) {
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%.*s",
+			                         used ? " " : "", (int)w, p);
+		}
+		p += w + (p[w] == ' ');
+	}
+	if (blocked && used + nl + 2 < sizeof(list))
+		snprintf(list + used, sizeof(list) - used, "%s%s", used ? " " : "", name);
+	k->host->state_set(ctx, chdev, "lanes", list[0] ? list : NULL);
+}
+
+/* The attrs of a blocked lane's event (and of its updates) into a, and its
+ * facts (plate and number of vehicles) into facts.  The channel's plate
+ * counts when read within plate_window; a lane keeps the plate it was
+ * reported with, so that later updates still carry it. */
+static void blocked_attrs(struct hik *k, fg_decode_ctx *ctx, const struct pl_lane *ln,
+                          int64_t now, json_t *a, char *facts, size_t facts_len)
+{
+	const struct pl_occupant *o = pl_lane_first(ln);
+	if (o)
+		json_object_set_new(a, "dwell_s", json_integer((json_int_t)((now - o->since_ms) / 1000)));
+	const char *nv = k->host->state_get(ctx, ln->device, "vehicles");
+	int vehicles = nv ? atoi(nv) : 1;
+	json_object_set_new(a, "vehicles", json_integer(vehicles));
+	json_t *snaps = state_json_get(k, ctx, ln->device, "snapshots");
+	if (json_array_size(snaps))
+		json_object_set_new(a, "snapshots", snaps);
+	else
+		json_decref(snaps);
+	char chdev[128];
+	channel_of(ln->device, chdev, sizeof(chdev));
+	json_t *plate = state_json_get(k, ctx, chdev, "plate");
+	json_t *at = json_object_get(plate, "at_ms");
+	if (json_is_integer(at) && now - json_integer_value(at) <= k->cfg->plate_window_ms) {
+		json_object_del(plate, "at_ms");
+		state_json(k, ctx, ln->device, "plate", plate);
+	} else {
+		json_decref(plate);
+		plate = state_json_get(k, ctx, ln->device, "plate");
+	}
+	if (json_is_object(plate))
+		json_object_update(a, plate);
+	const char *text = json_string_value(json_object_get(plate, "plate"));
+	snprintf(facts, facts_len, "%d|%s", vehicles, text ? text : "");
+	json_decref(plate);
+}
+
+/* Emit a lane change.  time_ms is the post's device time (0 on wake-ups).
+ * PL_UPDATED: the lane is blocked and its plate or vehicles may have
+ * changed; emitted only when they did. */
 static void lane_emit(struct hik *k, fg_decode_ctx *ctx, const struct pl_lane *ln,
                       enum pl_change c, int64_t now, int64_t time_ms)
 {
-	if (c == PL_NONE)
+	if (c == PL_NONE || (c == PL_UPDATED && !ln->blocked_ms))
 		return;
 	json_t *a = state_json_get(k, ctx, ln->device, "meta");
 	if (!json_is_object(a)) {
 		json_decref(a);
 		a = json_object();
 	}
-	if (a && c == PL_BLOCKED) {
-		const struct pl_occupant *o = pl_lane_first(ln);
-		if (o)
-			json_object_set_new(a, "dwell_s", json_integer((json_int_t)((now - o->since_ms) / 1000)));
-		const char *nv = k->host->state_get(ctx, ln->device, "vehicles");
-		json_object_set_new(a, "vehicles", json_integer(nv ? atoi(nv) : 1));
-		json_t *snaps = state_json_get(k, ctx, ln->device, "snapshots");
-		if (json_array_size(snaps))
-			json_object_set_new(a, "snapshots", snaps);
-		else
-			json_decref(snaps);
-		/* the channel's plate, if read recently */
-		char chdev[128];
-		const char *slash = strrchr(ln->device, '/');
-		snprintf(chdev, sizeof(chdev), "%.*s", slash ? (int)(slash - ln->device) : 0, ln->device);
-		json_t *plate = state_json_get(k, ctx, chdev, "plate");
-		json_t *at = json_object_get(plate, "at_ms");
-		if (json_is_integer(at) && now - json_integer_value(at) <= k->cfg->plate_window_ms) {
-			json_object_del(plate, "at_ms");
-			json_object_update(a, plate);
-		}
-		json_decref(plate);
-	} else if (a) {
+	if (!a)
+		return;
+	char facts[96] = "";
+	if (c != PL_CLEARED) {
+		blocked_attrs(k, ctx, ln, now, a, facts, sizeof(facts));
+	} else {
 		const char *why = ln->clear_reason ? ln->clear_reason : "silence";
 		json_object_set_new(a, "verified", json_boolean(strcmp(why, "inactive") == 0));
 		json_object_set_new(a, "reason", json_string(why));
 	}
+	bool changed = c != PL_CLEARED && pl_lane_facts_changed(k->host, ctx, ln->device, facts);
 	char *attrs = pu_attrs_text(a);
-	pu_emit(k->host, ctx, ln->device,
-	        c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED : FG_KIND_FIRE_LANE_CLEARED,
-	        FG_KIND_NONE, time_ms, attrs);
+	if (c != PL_UPDATED || changed)
+		pu_emit(k->host, ctx, ln->device,
+		        c == PL_CLEARED ? FG_KIND_FIRE_LANE_CLEARED : FG_KIND_FIRE_LANE_BLOCKED,
+		        FG_KIND_NONE, time_ms, attrs);
 	free(attrs);
+	if (c == PL_BLOCKED)
+		channel_lanes_set(k, ctx, ln->device, true);
 	if (c == PL_CLEARED) {
 		k->host->state_set(ctx, ln->device, "snapshots", NULL);
 		k->host->state_set(ctx, ln->device, "vehicles", NULL);
+		k->host->state_set(ctx, ln->device, "plate", NULL);
+		pl_lane_facts_changed(k->host, ctx, ln->device, NULL);
+		channel_lanes_set(k, ctx, ln->device, false);
 	}
 }
 
@@ -462,7 +523,9 @@ static void lane_alert(struct hik *k, fg_decode_ctx *ctx, struct alert *a, int64
 			}
 		}
 		enum pl_change c = pl_lane_settle(&ln, now, k->cfg->dwell_ms);
-		lane_emit(k, ctx, &ln, c, now, a->device_time_ms);
+		/* a new post to a blocked lane may bring another number of vehicles */
+		lane_emit(k, ctx, &ln, c == PL_NONE && active ? PL_UPDATED : c, now,
+		          a->device_time_ms);
 		pl_lane_save(k->host, ctx, &ln, k->cfg->dwell_ms, k->cfg->clear_after_ms);
 	}
 }
@@ -496,6 +559,18 @@ static void anpr_alert(struct hik *k, fg_decode_ctx *ctx, struct alert *a, int64
 	snprintf(chdev, sizeof(chdev), "%s/%s", a->camera, a->channel);
 	state_json(k, ctx, chdev, "plate", p);
 	json_decref(p);
+
+	/* Lanes of the channel already blocked: the plate is news for them. */
+	char lanes[1024];
+	const char *l = k->host->state_get(ctx, chdev, "lanes");
+	snprintf(lanes, sizeof(lanes), "%s", l ? l : "");
+	for (char *save = NULL, *t = strtok_r(lanes, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		char dev[256];
+		snprintf(dev, sizeof(dev), "%s/%s", chdev, t);
+		struct pl_lane ln;
+		pl_lane_load(k->host, ctx, dev, &ln);
+		lane_emit(k, ctx, &ln, PL_UPDATED, now, a->device_time_ms);
+	}
 }
 
 static void io_alert(struct hik *k, fg_decode_ctx *ctx, struct alert *a, int64_t now)

@@ -1,5 +1,8 @@
 """Helpers shared by the fire-lane camera tests (test_frigate, test_hikvision,
 test_dahua): the webhooks a receiver got, and the config they all need."""
+import re
+import subprocess
+
 import harness as h
 
 
@@ -33,3 +36,17 @@ def start_without_hold(d, sections=()):
     d.write_config(d.config_text() + '\n' +
                    h.ini(list(sections) + [('escalation', {'fire_lane_hold': '0'})]))
     d.start(wait=False)
+
+
+def digest_post(port, path, body, user, password, ctype='application/xml'):
+    """POST a camera push with `curl --digest` (it answers the 401
+    challenge): status code, the last WWW-Authenticate challenge, the
+    response body."""
+    out = subprocess.run(['curl', '-sS', '--digest', '-u', '%s:%s' % (user, password),
+                          '-H', 'Content-Type: ' + ctype, '--data-binary', '@-',
+                          '-D', '-', '-w', '\n%{http_code}', 'http://127.0.0.1:%d%s' % (port, path)],
+                         input=body, capture_output=True, timeout=60)
+    h.check(out.returncode == 0, 'curl failed: %s' % out.stderr.decode(errors='replace'))
+    text, _, code = out.stdout.decode(errors='replace').rpartition('\n')
+    ch = re.findall(r'(?im)^WWW-Authenticate: *(.*?)\r?$', text)
+    return int(code), (ch[-1] if ch else ''), text.rsplit('\r\n\r\n', 1)[-1]

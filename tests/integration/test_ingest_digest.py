@@ -23,14 +23,13 @@ import base64
 import json
 import os
 import re
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from cameras import changes, start_without_hold, webhooks  # noqa: E402
+from cameras import changes, digest_post, start_without_hold, webhooks  # noqa: E402
 
 MD5_USER, MD5_PASS = 'hik-b3', 'hik-b3-digest-password'
 SHA_USER, SHA_PASS = 'hik-b4', 'hik-b4-digest-password'
@@ -59,19 +58,6 @@ def plain_post(port, path, body, auth=None):
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
-
-
-def digest_post(port, path, body, user, password):
-    """POST by `curl --digest` (it answers the 401 challenge): status code,
-    the last WWW-Authenticate challenge, the response body."""
-    out = subprocess.run(['curl', '-sS', '--digest', '-u', '%s:%s' % (user, password),
-                          '-H', 'Content-Type: application/xml', '--data-binary', '@-',
-                          '-D', '-', '-w', '\n%{http_code}', 'http://127.0.0.1:%d%s' % (port, path)],
-                         input=body, capture_output=True, timeout=60)
-    h.check(out.returncode == 0, 'curl failed: %s' % out.stderr.decode(errors='replace'))
-    text, _, code = out.stdout.decode(errors='replace').rpartition('\n')
-    ch = re.findall(r'(?im)^WWW-Authenticate: *(.*?)\r?$', text)
-    return int(code), (ch[-1] if ch else ''), text.rsplit('\r\n\r\n', 1)[-1]
 
 
 def challenges(hdrs):

@@ -313,6 +313,49 @@ static void test_long_device_id(void)
 	CHECK(apply_clear(dev, FG_KIND_SMOKE, 11002, &id2) == FG_APPLY_CLEARED && id2 == id);
 }
 
+/* A blocked lane whose plate is read late, or whose number of vehicles
+ * changes: a new revision ("updated"), never a new incident; the same facts
+ * again, or other attrs changing, fold silently. */
+static void test_lane_attrs_revise(void)
+{
+	int64_t id = -1, id2 = -1;
+	struct fg_ev ev = test_ev("cam/1/region1", FG_KIND_FIRE_LANE_BLOCKED, FG_SEV_MAJOR, 9000);
+	ev.attrs_json = "{\"vehicles\":1,\"dwell_s\":300}";
+	CHECK(fg_incidents_apply(incs, &ev, &id) == FG_APPLY_OPENED);
+	ev.attrs_json = "{\"vehicles\":1,\"dwell_s\":330}";
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT && id2 == id);
+	CHECK(outbox_rows(id, "updated") == 0);
+
+	ev.attrs_json = "{\"vehicles\":1,\"dwell_s\":340,\"plate\":\"A12345\"}";
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT && id2 == id);
+	struct fg_incident inc;
+	CHECK(fg_incident_get(st, id, &inc) == 0);
+	CHECK(inc.revision == 2 && inc.attrs_json && strstr(inc.attrs_json, "A12345"));
+	fg_incident_clear(&inc);
+	CHECK(outbox_rows(id, "updated") == 1);
+	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld AND note = "
+	        "'attrs plate: - -> \"A12345\"'", (long long)id) == 1);
+
+	/* a retransmission of the same plate, an event without a plate */
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT);
+	ev.attrs_json = "{\"vehicles\":1}";
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT);
+	CHECK(outbox_rows(id, "updated") == 1);
+
+	ev.attrs_json = "{\"vehicles\":2,\"plate\":\"A12345\"}";
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT && id2 == id);
+	CHECK(outbox_rows(id, "updated") == 2);
+	CHECK(q("SELECT count(*) FROM incidents WHERE device = 'cam/1/region1'") == 1);
+
+	/* other kinds do not revise on attrs */
+	ev = test_ev("shed-9", FG_KIND_OVERTEMP, FG_SEV_MAJOR, 9100);
+	ev.attrs_json = "{\"plate\":\"X\",\"vehicles\":1}";
+	CHECK(fg_incidents_apply(incs, &ev, &id) == FG_APPLY_OPENED);
+	ev.attrs_json = "{\"plate\":\"Y\",\"vehicles\":2}";
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT);
+	CHECK(outbox_rows(id, "updated") == 0);
+}
+
 int main(void)
 {
 	test_dir_make();
@@ -327,6 +370,7 @@ int main(void)
 	test_bad_event_and_rollback();
 	test_persist_and_unique_while_open();
 	test_long_device_id();
+	test_lane_attrs_revise();
 	close_all();
 	fg_incident_clear(NULL);
 	fg_incidents_free(NULL);
