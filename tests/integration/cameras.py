@@ -1,5 +1,6 @@
 """Helpers shared by the fire-lane camera tests (test_frigate, test_hikvision,
 test_dahua): the webhooks a receiver got, and the config they all need."""
+import os
 import re
 import subprocess
 
@@ -50,3 +51,16 @@ def digest_post(port, path, body, user, password, ctype='application/xml'):
     text, _, code = out.stdout.decode(errors='replace').rpartition('\n')
     ch = re.findall(r'(?im)^WWW-Authenticate: *(.*?)\r?$', text)
     return int(code), (ch[-1] if ch else ''), text.rsplit('\r\n\r\n', 1)[-1]
+
+
+def corpus(family, name):
+    """A sample of the shared corpus, as bytes."""
+    with open(os.path.join(h.CORPUS, family, name), 'rb') as f:
+        return f.read()
+
+
+def with_mac(body, mac):
+    """A Hikvision push as if from the camera with this MAC (the same length:
+    multipart bodies stay valid)."""
+    return re.sub(rb'<macAddress>[^<]*</macAddress>', b'<macAddress>' + mac + b'</macAddress>',
+                  body)

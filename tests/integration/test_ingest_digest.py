@@ -29,22 +29,12 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from cameras import changes, digest_post, start_without_hold, webhooks  # noqa: E402
+from cameras import changes, corpus, digest_post, start_without_hold, webhooks, with_mac  # noqa: E402
 
 MD5_USER, MD5_PASS = 'hik-b3', 'hik-b3-digest-password'
 SHA_USER, SHA_PASS = 'hik-b4', 'hik-b4-digest-password'
 BASIC_USER, BASIC_PASS = 'hik-b5', 'hik-b5-basic-password'
 REALM = 'firegrid-b3'
-
-
-def corpus(name):
-    with open(os.path.join(h.CORPUS, 'hikvision', name), 'rb') as f:
-        return f.read()
-
-
-def with_mac(xml, mac):
-    """The corpus push from another camera (a lane of its own)."""
-    return re.sub(rb'<macAddress>[^<]*</macAddress>', b'<macAddress>' + mac + b'</macAddress>', xml)
 
 
 def plain_post(port, path, body, auth=None):
@@ -84,7 +74,7 @@ def body(env):
     ])
     d.wait_log('http: listening')
     port = d.api_port
-    xml = corpus('push_fielddetection_vehicle_fire_lane.xml')
+    xml = corpus('hikvision', 'push_fielddetection_vehicle_fire_lane.xml')
 
     # No credentials: a Digest challenge only.
     st, hdrs, _ = plain_post(port, '/v1/ingest/hik', xml)

@@ -10,24 +10,19 @@ incident, no new webhook).  Pushes use HTTP Digest (`curl --digest`).
 """
 import json
 import os
-import re
 import sqlite3
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from cameras import attrs as attrs_of, changes, digest_post, start_without_hold, webhooks  # noqa: E402
+from cameras import (attrs as attrs_of, changes, corpus, digest_post,  # noqa: E402
+                     start_without_hold, webhooks, with_mac)
 
 USER, PASSWORD = 'lane-cam', 'lane-cam-digest-password'
 LANE_MAC = b'84:9a:40:b1:7c:ae'
 PLATE = '沪A12345'
 ANPR_CT = 'multipart/form-data; boundary=8d5c3e1a0b7f4e2d'
-
-
-def corpus(name):
-    with open(os.path.join(h.CORPUS, 'hikvision', name), 'rb') as f:
-        return f.read()
 
 
 def body(env):
@@ -41,7 +36,7 @@ def body(env):
                                                 'allow': 'ingest'})])
     d.wait_log('http: listening')
     port = d.api_port
-    xml = corpus('push_fielddetection_vehicle_fire_lane.xml')
+    xml = corpus('hikvision', 'push_fielddetection_vehicle_fire_lane.xml')
 
     def post(count):
         b = xml.replace(b'<activePostCount>1<', b'<activePostCount>%d<' % count)
@@ -60,8 +55,7 @@ def body(env):
             'a plate before any was read: %r' % attrs_of(webhooks(rx)[0]))
 
     # The ANPR push of the lane camera (the corpus's, with the lane camera's MAC).
-    anpr = re.sub(rb'<macAddress>[^<]*</macAddress>', b'<macAddress>' + LANE_MAC +
-                  b'</macAddress>', corpus('push_anpr_multipart_with_pictures.multipart'))
+    anpr = with_mac(corpus('hikvision', 'push_anpr_multipart_with_pictures.multipart'), LANE_MAC)
     st, _, text = digest_post(port, '/v1/ingest/hik', anpr, USER, PASSWORD, ANPR_CT)
     h.check(st == 200 and json.loads(text)['events'] == 1, 'ANPR push: %d %s' % (st, text))
     h.wait_until(lambda: len(webhooks(rx)) >= 2, 30, 'the updated webhook')
