@@ -349,7 +349,11 @@ static json_t *state_json_get(struct hik *k, fg_decode_ctx *ctx, const char *dev
 static void channel_of(const char *lane, char *buf, size_t len)
 {
 	const char *slash = strrchr(lane, '/');
-	snprintf(buf, len, "%.*s", slash ? (int)(slash - lane) : 0, lane);
+	size_t n = slash ? (size_t)(slash - lane) : 0;
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, lane, n);
+	buf[n] = '\0';
 }
 
 /* Add or remove a lane in its channel's list of blocked lanes. */
@@ -357,7 +361,7 @@ static void channel_lanes_set(struct hik *k, fg_decode_ctx *ctx, const char *lan
 {
 	char chdev[128], list[1024] = "";
 	channel_of(lane, chdev, sizeof(chdev));
-	const char *name = strrchr(lane, '/') ? strrchr(lane, '/') + 1 : lane;
+	const char *slash = strrchr(lane, '/'), *name = slash ? slash + 1 : lane;
 	const char *old = k->host->state_get(ctx, chdev, "lanes");
 	size_t used = 0, nl = strlen(name);
 	for (const char *p = old ? old : ""; *p;) {
