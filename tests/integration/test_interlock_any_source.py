@@ -118,6 +118,10 @@ def test(env):
     check(il['action'] == 'cut' and il['verified'] is True and il['coils'] == list(COILS) and
           il['value'] == 0 and il['readback'] == [False] * 4 and il['dry_run'] is False,
           'interlock record in the webhook: %r' % il)
+    # History row and webhook are one revision, written together.
+    check(rec.get('revision') == rows[0]['revision'] and
+          rec.get('webhook_id', '').endswith('-%d-%d' % (inc['id'], rows[0]['revision'])),
+          'webhook revision %r / history revision %r' % (rec.get('revision'), rows[0]))
 
     # 3. restore, then the RCBO (named by its IEEE address) cuts again
     rc, out = ctl_restore(d)
