@@ -233,3 +233,18 @@ def poll_rates(sim, units, seconds):
     after = sim.stats()
     return {u: after.get(str(u), {}).get('reads', 0) - before.get(str(u), {}).get('reads', 0)
             for u in units}
+
+
+def interlock_webhook(rx, incident_id=None):
+    """(record, attrs.interlock) of the first accepted webhook that carries an
+    interlock record (of incident_id, if given), or None."""
+    for rec in rx.records():
+        if rec.get('status') != 200:
+            continue
+        if incident_id is not None and str(rec.get('incident_id')) != str(incident_id):
+            continue
+        ev = ((rec.get('body') or {}).get('data') or {}).get('event') or {}
+        il = (ev.get('attrs') or {}).get('interlock')
+        if il:
+            return rec, il
+    return None

@@ -19,20 +19,14 @@ answers 503).
      Zigbee RCBO (named by its IEEE address, published under its friendly
      name) cuts again as residual_current.
 """
-import json
-
-from harness import check, incident_device, ini, log, run, sink, wait_until, z2m_file
+from harness import (check, incident_device, ini, log, run, sink, wait_until, z2m_file,
+                     z2m_ieee)
 from modbus_harness import shed_sections, shed_sim, store_query
-from test_modbus_interlock import COILS, actions, coils, ctl_restore
+from test_modbus_interlock import COILS, actions, coils, ctl_restore, uplink_back_cut_webhook
 
 SHED_SMOKE = 'zigbee2mqtt/shed-b3-smoke'        # not in bridge/devices
 KITCHEN = 'zigbee2mqtt/b3/u201/smoke_kitchen'    # another building's detector
 RCBO = 'zigbee2mqtt/shed_b3/rcbo_ebike_feeder'
-
-
-def bridge_ieee(name):
-    with open(z2m_file('bridge_devices.json')) as f:
-        return next(d['ieee_address'] for d in json.load(f) if d.get('friendly_name') == name)
 
 
 def wait_z2m_incident(d, device, kind, timeout=30):
@@ -50,20 +44,9 @@ def publish(env, broker, topic, sample, retain=False):
     check(summary.get('acked') == 1, 'fg-pub %s: %r' % (topic, summary))
 
 
-def interlock_webhook(rx, incident_id):
-    for rec in rx.records():
-        if rec.get('status') != 200 or str(rec.get('incident_id')) != str(incident_id):
-            continue
-        ev = ((rec.get('body') or {}).get('data') or {}).get('event') or {}
-        il = (ev.get('attrs') or {}).get('interlock')
-        if il:
-            return rec, il
-    return None
-
-
 def test(env):
-    rcbo_ieee = bridge_ieee('shed_b3/rcbo_ebike_feeder')
-    kitchen_ieee = bridge_ieee('b3/u201/smoke_kitchen')
+    rcbo_ieee = z2m_ieee('shed_b3/rcbo_ebike_feeder')
+    kitchen_ieee = z2m_ieee('b3/u201/smoke_kitchen')
     broker = env.broker()
     rx = env.receiver()
     rx.control(status=503)                     # the uplink is down
@@ -110,14 +93,7 @@ def test(env):
     check(not any(r.get('status') == 200 for r in rx.records()),
           'a webhook got through while the uplink was down')
 
-    log('uplink back')
-    rx.control(status=200)
-    rec, il = wait_until(lambda: interlock_webhook(rx, inc['id']), 30, 'the interlock webhook')
-    check(rec['signature_ok'] and rec['type'] == 'org.firegrid.incident.updated',
-          'interlock webhook: %r' % rec)
-    check(il['action'] == 'cut' and il['verified'] is True and il['coils'] == list(COILS) and
-          il['value'] == 0 and il['readback'] == [False] * 4 and il['dry_run'] is False,
-          'interlock record in the webhook: %r' % il)
+    rec, _ = uplink_back_cut_webhook(rx, inc['id'])
     # History row and webhook are one revision, written together.
     check(rec.get('revision') == rows[0]['revision'] and
           rec.get('webhook_id', '').endswith('-%d-%d' % (inc['id'], rows[0]['revision'])),
