@@ -248,6 +248,10 @@ static const struct conf_key sink_keys[] = {
 	    "cap (OASIS CAP 1.2 XML); docs/formats.md", 0, 0 }, .choices = formats },
 	{ .o = { "routing_key", FG_OPT_STRING, NULL, K(routing_key),
 	    "format = pagerduty: the integration's routing key", 0, 0 }, .flags = K_SECRET },
+	{ .o = { "inline_snapshots_max_bytes", FG_OPT_INT, "0", K(inline_snapshots_max_bytes),
+	    "format = cloudevents: camera pictures up to this size also go base64 into the body "
+	    "(data_base64 next to url and sha256), for receivers that cannot fetch from the "
+	    "gateway; 0 = URL and hash only", 0, 64 << 20 } },
 };
 #undef K
 
@@ -290,6 +294,13 @@ static const struct conf_key snapshots_keys[] = {
 	{ .o = { "base_url", FG_OPT_STRING, NULL, C(snap_base_url),
 	    "Prefix of picture URLs in webhooks (e.g. https://gw.example:8089); unset = the path "
 	    "/v1/snapshots/<sha256> alone", 0, 0 }, .check = check_url },
+	{ .o = { "fetch_timeout", FG_OPT_DURATION, "10s", C(snap_fetch_timeout_ms),
+	    "One fetch of a picture a camera serves (Frigate api_url), connect included",
+	    T_SEC, 5 * T_MIN } },
+	{ .o = { "fetch_attempts", FG_OPT_INT, "3", C(snap_fetch_attempts),
+	    "Tries per picture before it is given up (the incident never waits for it)", 1, 10 } },
+	{ .o = { "fetch_retry", FG_OPT_DURATION, "2s", C(snap_fetch_retry_ms),
+	    "First retry delay ceiling of a picture fetch (full jitter, doubling)", 100, T_HOUR } },
 };
 #undef C
 _Static_assert(offsetof(struct fg_conf, n_api_listen) ==

@@ -137,6 +137,8 @@ struct fg_conf_sink {
 	int format;                /* enum fg_format (formats.h): cloudevents (default),
 	                              pagerduty, cap */
 	char *routing_key;         /* pagerduty: the integration's routing key (or _file) */
+	int64_t inline_snapshots_max_bytes; /* cloudevents: pictures up to this size go
+	                              base64 into the body too; default 0 = URL + hash only */
 };
 
 /* An API client ([client NAME]): who may call the HTTP API, and for what. */
@@ -280,6 +282,9 @@ struct fg_conf {
 	int64_t snap_max_image;    /* one picture, bytes, default 4 MiB */
 	char *snap_base_url;       /* prefix of the URLs in webhooks, e.g.
 	                              https://gw.example:8089; default none: "/v1/snapshots/<sha256>" */
+	int64_t snap_fetch_timeout_ms; /* one fetch of a camera's picture (snapfetch.h), default 10s */
+	int64_t snap_fetch_attempts;   /* tries per picture, default 3 */
+	int64_t snap_fetch_retry_ms;   /* first retry delay ceiling (full jitter, doubling), 2s */
 
 	struct fg_conf_client *clients;
 	size_t n_clients;
