@@ -81,6 +81,7 @@ static int check_listen(const char *v, char *err, size_t errlen);
 static int check_token(const char *v, char *err, size_t errlen);
 static int check_scope(const char *v, char *err, size_t errlen);
 static int check_tier(const char *v, char *err, size_t errlen);
+static int check_realm(const char *v, char *err, size_t errlen);
 
 static const struct choice log_levels[] = {
 	{ "error", FG_LOG_ERR }, { "warning", FG_LOG_WARN }, { "info", FG_LOG_INFO },
@@ -102,6 +103,13 @@ static const struct choice confirm_scopes[] = {
 };
 static const struct choice qos_levels[] = {
 	{ "0", 0 }, { "1", 1 }, { "2", 2 }, { NULL, 0 },
+};
+static const struct choice http_auths[] = {
+	{ "any", FG_HTTP_AUTH_ANY }, { "basic", FG_HTTP_AUTH_BASIC },
+	{ "digest", FG_HTTP_AUTH_DIGEST }, { "bearer", FG_HTTP_AUTH_BEARER }, { NULL, 0 },
+};
+static const struct choice digest_algs[] = {
+	{ "md5", FG_HTTP_DIGEST_MD5 }, { "sha256", FG_HTTP_DIGEST_SHA256 }, { NULL, 0 },
 };
 
 /* Enum fields are written through an int. */
@@ -193,6 +201,16 @@ static const struct conf_key source_keys[] = {
 	{ .o = { "http_max_body", FG_OPT_INT, "4194304", S(http_max_body),
 	    "Largest push body in bytes (pictures included); larger ones are answered 413",
 	    1024, 64 << 20 } },
+	{ .o = { "http_auth", FG_OPT_STRING, "any", S(http_auth),
+	    "How pushes authenticate: any (a client's token, signature or HTTP Basic), basic, "
+	    "digest (HTTP Digest with the clients' username and password) or bearer", 0, 0 },
+	  .choices = http_auths },
+	{ .o = { "http_realm", FG_OPT_STRING, "firegrid", S(http_realm),
+	    "Realm named in the Basic and Digest challenges (the digest hashes include it)", 0, 0 },
+	  .check = check_realm },
+	{ .o = { "http_digest_algorithm", FG_OPT_STRING, "md5", S(http_digest_alg),
+	    "Digest algorithm offered and accepted: md5 (what cameras do) or sha256", 0, 0 },
+	  .choices = digest_algs },
 	{ .o = { "stream_url", FG_OPT_STRING, NULL, S(stream_url),
 	    "An event stream firegrid reads from the device (Dahua eventManager, Hikvision "
 	    "alertStream), http:// or https://", 0, 0 }, .check = check_url },
@@ -248,6 +266,10 @@ static const struct conf_key sink_keys[] = {
 	    "cap (OASIS CAP 1.2 XML); docs/formats.md", 0, 0 }, .choices = formats },
 	{ .o = { "routing_key", FG_OPT_STRING, NULL, K(routing_key),
 	    "format = pagerduty: the integration's routing key", 0, 0 }, .flags = K_SECRET },
+	{ .o = { "inline_snapshots_max_bytes", FG_OPT_INT, "0", K(inline_snapshots_max_bytes),
+	    "format = cloudevents: camera pictures up to this size also go base64 into the body "
+	    "(data_base64 next to url and sha256), for receivers that cannot fetch from the "
+	    "gateway; 0 = URL and hash only", 0, 64 << 20 } },
 };
 #undef K
 
@@ -290,6 +312,13 @@ static const struct conf_key snapshots_keys[] = {
 	{ .o = { "base_url", FG_OPT_STRING, NULL, C(snap_base_url),
 	    "Prefix of picture URLs in webhooks (e.g. https://gw.example:8089); unset = the path "
 	    "/v1/snapshots/<sha256> alone", 0, 0 }, .check = check_url },
+	{ .o = { "fetch_timeout", FG_OPT_DURATION, "10s", C(snap_fetch_timeout_ms),
+	    "One fetch of a picture a camera serves (Frigate api_url), connect included",
+	    T_SEC, 5 * T_MIN } },
+	{ .o = { "fetch_attempts", FG_OPT_INT, "3", C(snap_fetch_attempts),
+	    "Tries per picture before it is given up (the incident never waits for it)", 1, 10 } },
+	{ .o = { "fetch_retry", FG_OPT_DURATION, "2s", C(snap_fetch_retry_ms),
+	    "First retry delay ceiling of a picture fetch (full jitter, doubling)", 100, T_HOUR } },
 };
 #undef C
 _Static_assert(offsetof(struct fg_conf, n_api_listen) ==
@@ -725,6 +754,19 @@ static int check_listen(const char *v, char *err, size_t errlen)
 }
 
 /* Never quotes the value: it is a secret. */
+/* Goes into a quoted-string of WWW-Authenticate as is. */
+static int check_realm(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	if (n < 1 || n > 64)
+		return reason(err, errlen, "a realm has 1..64 characters, this one %zu", n);
+	for (const char *p = v; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			return reason(err, errlen, "a realm may not contain quotes, backslashes or "
+			              "control characters");
+	return 0;
+}
+
 static int check_token(const char *v, char *err, size_t errlen)
 {
 	size_t n = strlen(v);
@@ -1498,6 +1540,9 @@ static void finish_source(struct loader *l, struct cursec *sec)
 			          "http_clients or stream_url for a source fed over HTTP)");
 		}
 	}
+	if (s->http_auth != FG_HTTP_AUTH_ANY && !s->n_http_clients)
+		sec_error(l, key_line(l, sec, "http_auth"), "http_auth",
+		          "is for pushes: the source needs http_clients");
 	if (s->stream_reconnect_min_ms > s->stream_reconnect_max_ms)
 		sec_error(l, key_line(l, sec, "stream_reconnect_min"), "stream_reconnect_min",
 		          "must not exceed stream_reconnect_max");
@@ -1597,6 +1642,49 @@ static const struct fg_conf_modbus_device *find_device(const struct fg_conf *c, 
 }
 
 /* References between the Modbus sections, once all of them are read. */
+static const struct fg_conf_client *find_client(const struct fg_conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_clients; i++)
+		if (strcmp(c->clients[i].name, name) == 0)
+			return &c->clients[i];
+	return NULL;
+}
+
+/* A source that takes one kind of credentials only: its http_clients must
+ * have them.  Digest finds the password by user name, so the user names of
+ * its clients must be unique among all clients. */
+static void check_push_clients(struct loader *l)
+{
+	const struct fg_conf *c = l->conf;
+	char label[NAME_MAX_LEN + 24];
+
+	for (size_t i = 0; i < c->n_sources; i++) {
+		const struct fg_conf_source *s = &c->sources[i];
+		if (s->http_auth == FG_HTTP_AUTH_ANY)
+			continue;
+		snprintf(label, sizeof(label), "[source %s]", s->name);
+		for (size_t k = 0; k < s->n_http_clients; k++) {
+			const struct fg_conf_client *cl = find_client(c, s->http_clients[k]);
+			if (!cl) {
+				conf_error(l, s->line, label, "http_clients", "no [client %s] in this file",
+				           s->http_clients[k]);
+			} else if (s->http_auth == FG_HTTP_AUTH_BEARER ? !cl->token : !cl->password) {
+				conf_error(l, s->line, label, "http_clients", "[client %s] has no %s, which "
+				           "http_auth = %s needs", cl->name,
+				           s->http_auth == FG_HTTP_AUTH_BEARER ? "token" : "username and password",
+				           http_auths[s->http_auth].name);
+			} else if (s->http_auth == FG_HTTP_AUTH_DIGEST) {
+				for (size_t j = 0; j < c->n_clients; j++)
+					if (&c->clients[j] != cl && c->clients[j].username &&
+					    strcmp(c->clients[j].username, cl->username) == 0)
+						conf_error(l, s->line, label, "http_clients", "[client %s] shares "
+						           "its username with [client %s] (line %d); digest needs it "
+						           "unique", cl->name, c->clients[j].name, c->clients[j].line);
+			}
+		}
+	}
+}
+
 static void check_modbus_refs(struct loader *l)
 {
 	const struct fg_conf *c = l->conf;
@@ -1684,6 +1772,7 @@ static int load_text(const char *name, const char *text, size_t len, struct fg_c
 	}
 	check_gb26875_sources(&l);
 	check_modbus_refs(&l);
+	check_push_clients(&l);
 	if (finish_conf(l.conf) < 0)
 		l.oom = true;
 out:

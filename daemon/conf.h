@@ -35,7 +35,9 @@
  *   [mqtt]    enabled, host, port, client_id, username, password | password_file,
  *             ca_file, cert_file, key_file, tls_insecure, keepalive (seconds),
  *             reconnect_min, reconnect_max, max_payload
- *   [source NAME]  plugin, topics (both required), qos (0..2), plugin options
+ *   [source NAME]  plugin, topics (both required), qos (0..2), http_clients,
+ *             http_max_body, http_auth (any|basic|digest|bearer), http_realm,
+ *             http_digest_algorithm (md5|sha256), stream_*, plugin options
  *   [sink NAME]    url, secret | secret_file (both required), timeout,
  *             connect_timeout, max_connections, retry_min, retry_max, give_up,
  *             min_severity (info|warning|major|critical), ca_file, tls_verify,
@@ -86,6 +88,20 @@ enum fg_durability {
 	FG_DURABILITY_FULL = 1,     /* WAL, synchronous=FULL: fsync on every group commit */
 };
 
+/* [source] http_auth: how pushes to the source authenticate (http.h). */
+enum fg_http_auth {
+	FG_HTTP_AUTH_ANY = 0,      /* a bearer token, a signature or HTTP Basic */
+	FG_HTTP_AUTH_BASIC,        /* HTTP Basic only */
+	FG_HTTP_AUTH_DIGEST,       /* HTTP Digest only (RFC 7616, libmicrohttpd's) */
+	FG_HTTP_AUTH_BEARER,       /* a bearer token only */
+};
+
+/* [source] http_digest_algorithm. */
+enum fg_http_digest_alg {
+	FG_HTTP_DIGEST_MD5 = 0,
+	FG_HTTP_DIGEST_SHA256,
+};
+
 /* A plugin option line kept raw until the plugin's table validates it. */
 struct fg_conf_kv {
 	char *key;
@@ -108,6 +124,9 @@ struct fg_conf_source {
 	char **http_clients;
 	size_t n_http_clients;
 	int64_t http_max_body;     /* bytes, default 4 MiB */
+	int http_auth;             /* enum fg_http_auth, default any */
+	char *http_realm;          /* realm of the challenges, default "firegrid" */
+	int http_digest_alg;       /* enum fg_http_digest_alg, default md5 */
 	/* An event stream firegrid reads from the device (stream.h). */
 	char *stream_url;          /* http(s)://camera/cgi-bin/eventManager.cgi?... */
 	char *stream_username;
@@ -138,6 +157,8 @@ struct fg_conf_sink {
 	int format;                /* enum fg_format (formats.h): cloudevents (default),
 	                              pagerduty, cap */
 	char *routing_key;         /* pagerduty: the integration's routing key (or _file) */
+	int64_t inline_snapshots_max_bytes; /* cloudevents: pictures up to this size go
+	                              base64 into the body too; default 0 = URL + hash only */
 };
 
 /* An API client ([client NAME]): who may call the HTTP API, and for what. */
@@ -286,6 +307,9 @@ struct fg_conf {
 	int64_t snap_max_image;    /* one picture, bytes, default 4 MiB */
 	char *snap_base_url;       /* prefix of the URLs in webhooks, e.g.
 	                              https://gw.example:8089; default none: "/v1/snapshots/<sha256>" */
+	int64_t snap_fetch_timeout_ms; /* one fetch of a camera's picture (snapfetch.h), default 10s */
+	int64_t snap_fetch_attempts;   /* tries per picture, default 3 */
+	int64_t snap_fetch_retry_ms;   /* first retry delay ceiling (full jitter, doubling), 2s */
 
 	struct fg_conf_client *clients;
 	size_t n_clients;

@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <uv.h>
 #include "http.h"
 #include "log.h"
@@ -25,6 +26,13 @@
 #define MAX_PARAMS 4
 #define MAX_SEGMENTS 16
 #define MAX_HEADERS 8
+/* Digest nonces: how long one is good for (then the client gets stale=true
+ * and retries with a fresh one), and how many libmicrohttpd remembers per
+ * listen address for its nonce-count replay check (a camera whose nonce was
+ * pushed out by others' is challenged again). */
+#define DIGEST_NONCE_TIMEOUT_S 300
+#define DIGEST_NONCE_SLOTS 1024
+#define DEFAULT_REALM "firegrid"
 
 struct route {
 	struct fg_http_route r;
@@ -63,9 +71,17 @@ struct fg_http {
 	bool started, closing;
 	char *tls_key, *tls_cert;  /* PEM text ([api] tls_*_file), NULL = plain HTTP */
 	size_t open_handles;
+	uint8_t digest_rnd[32];    /* server secret of the digest nonces */
 	void (*done)(void *data);
 	void *done_data;
 	struct fg_ratelimit rl_req;
+};
+
+/* A digest challenge to send with a 401 (libmicrohttpd makes the nonce). */
+struct digest_challenge {
+	const char *realm;
+	int alg;                   /* enum fg_http_digest_alg */
+	bool stale;
 };
 
 struct reply_header {
@@ -97,6 +113,9 @@ struct fg_http_req {
 	enum MHD_Result queued;    /* result of MHD_queue_response */
 	char peer[INET6_ADDRSTRLEN];
 };
+
+static int reply_json(fg_http_req *req, unsigned status, json_t *doc,
+                      const struct digest_challenge *dc);
 
 /* ---- addresses ------------------------------------------------------------ */
 
@@ -410,6 +429,86 @@ static int authenticate(fg_http_req *req, const struct fg_conf_client **ret, con
 	return -EACCES;
 }
 
+/* HTTP Digest (RFC 7616) by libmicrohttpd, for the client with the user
+ * name the request gives (user names of digest clients are unique: conf.c).
+ * 0 and the client; -ENOENT without Digest credentials; -ESTALE when the
+ * nonce has expired (the client should retry with a fresh one); -EACCES. */
+static int authenticate_digest(fg_http_req *req, const struct fg_http_auth_policy *pol,
+                               const struct fg_conf_client **ret, const char **how,
+                               const char **why)
+{
+	fg_http *h = req->h;
+	const char *authz = fg_http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!authz)
+		return -ENOENT;
+	if (strncasecmp(authz, "Digest ", 7) != 0) {
+		*why = "this source takes HTTP Digest credentials only";
+		return -EACCES;
+	}
+	char *user = MHD_digest_auth_get_username(req->conn);
+	const struct fg_conf_client *c = NULL;
+	for (size_t i = 0; user && i < h->n_keys && !c; i++)
+		if (h->keys[i].conf->username && h->keys[i].conf->password &&
+		    strcmp(h->keys[i].conf->username, user) == 0)
+			c = h->keys[i].conf;
+	int ok = c ? MHD_digest_auth_check2(req->conn, pol->realm, user, c->password,
+	                                    DIGEST_NONCE_TIMEOUT_S,
+	                                    pol->digest_alg == FG_HTTP_DIGEST_SHA256
+	                                    ? MHD_DIGEST_ALG_SHA256 : MHD_DIGEST_ALG_MD5)
+	           : MHD_NO;
+	MHD_free(user);
+	if (ok == MHD_YES) {
+		*ret = c;
+		*how = "digest";
+		return 0;
+	}
+	if (ok == MHD_INVALID_NONCE) {
+		*why = "digest nonce expired or unknown; retry with the new one";
+		return -ESTALE;
+	}
+	*why = "unknown user name or wrong password (or a replayed or foreign nonce)";
+	return -EACCES;
+}
+
+/* Does a credential of kind `how` satisfy the policy's mode? */
+static bool mode_accepts(int mode, const char *how)
+{
+	switch (mode) {
+	case FG_HTTP_AUTH_BASIC:
+		return strcmp(how, "basic") == 0;
+	case FG_HTTP_AUTH_BEARER:
+		return strcmp(how, "bearer") == 0;
+	case FG_HTTP_AUTH_DIGEST:
+		return strcmp(how, "digest") == 0;
+	default:
+		return true;
+	}
+}
+
+/* 401 with the challenges the route's policy allows. */
+static void reply_unauthorized(fg_http_req *req, const struct fg_http_auth_policy *pol, int a,
+                               const char *why)
+{
+	const char *scope = req->route->r.scope;
+	fg_metrics_inc("firegrid_http_auth_failures_total", "reason",
+	               a == -ENOENT ? "missing" : a == -ESTALE ? "stale" : "invalid");
+	json_t *doc = json_pack("{s:s, s:i}", "error", why, "status", 401);
+	if (pol->mode == FG_HTTP_AUTH_DIGEST) {
+		struct digest_challenge dc = { pol->realm, pol->digest_alg, a == -ESTALE };
+		reply_json(req, 401, doc, &dc);
+		return;
+	}
+	char basic[128];
+	snprintf(basic, sizeof(basic), "Basic realm=\"%s\", charset=\"UTF-8\"", pol->realm);
+	if (pol->mode != FG_HTTP_AUTH_BASIC)
+		fg_http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"firegrid\"");
+	/* devices that push ask for credentials only when challenged */
+	if (pol->mode == FG_HTTP_AUTH_BASIC ||
+	    (pol->mode == FG_HTTP_AUTH_ANY && strcmp(scope, FG_HTTP_SCOPE_INGEST) == 0))
+		fg_http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, basic);
+	fg_http_reply_json(req, 401, doc);
+}
+
 static bool scope_public(fg_http *h, const char *scope)
 {
 	return !scope || (h->conf->api_metrics_public && strcmp(scope, FG_HTTP_SCOPE_METRICS) == 0);
@@ -435,8 +534,8 @@ int fg_http_reply_header(fg_http_req *req, const char *name, const char *value)
 	return 0;
 }
 
-int fg_http_reply(fg_http_req *req, unsigned status, const char *content_type,
-                  const void *body, size_t len)
+static int reply(fg_http_req *req, unsigned status, const char *content_type, const void *body,
+                 size_t len, const struct digest_challenge *dc)
 {
 	if (req->replied)
 		return -EALREADY;
@@ -451,7 +550,14 @@ int fg_http_reply(fg_http_req *req, unsigned status, const char *content_type,
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (size_t i = 0; i < req->n_headers; i++)
 		MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value);
-	req->queued = MHD_queue_response(req->conn, status, resp);
+	if (dc)
+		/* The opaque value is echoed by clients and not checked: the
+		 * nonce carries what matters (time, method, URI, realm). */
+		req->queued = MHD_queue_auth_fail_response2(
+			req->conn, dc->realm, "66697265677269640a", resp, dc->stale ? MHD_YES : MHD_NO,
+			dc->alg == FG_HTTP_DIGEST_SHA256 ? MHD_DIGEST_ALG_SHA256 : MHD_DIGEST_ALG_MD5);
+	else
+		req->queued = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
 
 	char code[8];
@@ -465,19 +571,28 @@ int fg_http_reply(fg_http_req *req, unsigned status, const char *content_type,
 	return req->queued == MHD_YES ? 0 : -EIO;
 }
 
-int fg_http_reply_json(fg_http_req *req, unsigned status, json_t *doc)
+int fg_http_reply(fg_http_req *req, unsigned status, const char *content_type,
+                  const void *body, size_t len)
 {
-	if (!doc)
-		return fg_http_reply(req, 500, "application/json",
-		                     "{\"error\":\"out of memory\",\"status\":500}", 37);
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	return reply(req, status, content_type, body, len, NULL);
+}
+
+static int reply_json(fg_http_req *req, unsigned status, json_t *doc,
+                      const struct digest_challenge *dc)
+{
+	static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}";
+	char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	json_decref(doc);
 	if (!text)
-		return fg_http_reply(req, 500, "application/json",
-		                     "{\"error\":\"out of memory\",\"status\":500}", 37);
-	int r = fg_http_reply(req, status, "application/json", text, strlen(text));
+		return reply(req, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+	int r = reply(req, status, "application/json", text, strlen(text), dc);
 	free(text);
 	return r;
+}
+
+int fg_http_reply_json(fg_http_req *req, unsigned status, json_t *doc)
+{
+	return reply_json(req, status, doc, NULL);
 }
 
 int fg_http_reply_error(fg_http_req *req, unsigned status, const char *field,
@@ -650,22 +765,25 @@ static void run_handler(fg_http_req *req)
 	}
 	const struct fg_conf_client *client = NULL;
 	const char *how = NULL, *why = "credentials required";
-	int a = authenticate(req, &client, &how, &why);
+	struct fg_http_auth_policy pol = { .mode = FG_HTTP_AUTH_ANY };
+	if (r->auth_cb)
+		r->auth_cb(r->data, req, &pol);
+	if (!pol.realm)
+		pol.realm = DEFAULT_REALM;
+	int a = pol.mode == FG_HTTP_AUTH_DIGEST ? authenticate_digest(req, &pol, &client, &how, &why)
+	                                        : authenticate(req, &client, &how, &why);
+	if (a == 0 && !mode_accepts(pol.mode, how)) {
+		a = -EACCES;
+		why = pol.mode == FG_HTTP_AUTH_BASIC ? "this source takes HTTP Basic credentials only"
+		                                     : "this source takes a bearer token only";
+	}
 	if (a == 0) {
 		req->client = client;
 		req->auth = how;
 	}
 	if (!scope_public(h, r->scope)) {
 		if (a < 0) {
-			fg_metrics_inc("firegrid_http_auth_failures_total", "reason",
-			               a == -ENOENT ? "missing" : "invalid");
-			fg_http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-			                     "Bearer realm=\"firegrid\"");
-			/* devices that push ask for credentials only when challenged */
-			if (strcmp(r->scope, FG_HTTP_SCOPE_INGEST) == 0)
-				fg_http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-				                     "Basic realm=\"firegrid\", charset=\"UTF-8\"");
-			fg_http_reply_error(req, 401, NULL, "%s", why);
+			reply_unauthorized(req, &pol, a, why);
 			return;
 		}
 		if (!client_allows(client, r->scope)) {
@@ -848,6 +966,8 @@ static int listener_bind(struct listener *l)
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, l,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->api_connection_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((conf->api_idle_timeout_ms + 999) / 1000),
+		MHD_OPTION_DIGEST_AUTH_RANDOM, sizeof(h->digest_rnd), h->digest_rnd,
+		MHD_OPTION_NONCE_NC_SIZE, (unsigned)DIGEST_NONCE_SLOTS,
 		MHD_OPTION_ARRAY, h->tls_key ? tls : tls + 2,
 		MHD_OPTION_END);
 	if (!d) {
@@ -881,6 +1001,10 @@ int fg_http_new(uv_loop_t *loop, const struct fg_conf *conf, fg_http **ret)
 	fg_http *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
+	if (RAND_bytes(h->digest_rnd, sizeof(h->digest_rnd)) != 1) {
+		free(h);
+		return -EIO;
+	}
 	h->loop = loop;
 	h->conf = conf;
 	h->rl_req = (struct fg_ratelimit)FG_RATELIMIT_INIT(10000, 20);
@@ -1015,6 +1139,7 @@ void fg_http_free(fg_http *h)
 		if (h->ls[i].mhd)
 			MHD_stop_daemon(h->ls[i].mhd);
 	keys_free(h->keys, h->n_keys);
+	OPENSSL_cleanse(h->digest_rnd, sizeof(h->digest_rnd));
 	if (h->tls_key)
 		OPENSSL_cleanse(h->tls_key, strlen(h->tls_key));
 	free(h->tls_key);

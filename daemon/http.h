@@ -33,8 +33,16 @@
  *     whsec_ secret (sign.c), the timestamp within signature_tolerance.
  *   - "Authorization: Basic <base64 user:password>" with a client's username
  *     and password (cameras that push events cannot send tokens).
+ *   - "Authorization: Digest ..." (RFC 7616, MD5 or SHA-256, qop=auth) with a
+ *     client's username and password, checked by libmicrohttpd (its nonces,
+ *     nonce-count replay check, and nonce timeout), only on routes whose
+ *     auth_cb asks for it (per source: [source] http_auth = digest).
  * No or bad credentials: 401 (WWW-Authenticate: Bearer, plus Basic on
- * "ingest" routes: devices send credentials only when challenged).  A
+ * "ingest" routes: devices send credentials only when challenged; a route
+ * whose auth_cb restricts the scheme challenges with that scheme only; a
+ * digest challenge is a fresh nonce, with stale=true when the request's
+ * nonce had expired).  Counted in
+ * firegrid_http_auth_failures_total{reason="missing"|"invalid"|"stale"}.  A
  * client not allowed the route's scope: 403.  A route with scope NULL is
  * public.
  *
@@ -77,6 +85,19 @@ typedef struct fg_http_req fg_http_req;
 
 typedef void (*fg_http_handler_cb)(void *data, fg_http_req *req);
 
+/* Which credentials a request may use (see fg_http_route.auth_cb). */
+struct fg_http_auth_policy {
+	int mode;                  /* enum fg_http_auth (conf.h); default any */
+	const char *realm;         /* of the challenges; NULL = "firegrid" */
+	int digest_alg;            /* enum fg_http_digest_alg, for mode digest */
+};
+
+/* Fill *policy (preset to mode any) for a request whose route and captures
+ * are known, before it is authenticated.  Strings must stay valid until the
+ * request is answered. */
+typedef void (*fg_http_auth_cb)(void *data, const fg_http_req *req,
+                                struct fg_http_auth_policy *policy);
+
 struct fg_http_route {
 	const char *method;        /* "GET", "POST", ... (exact, upper case) */
 	const char *pattern;       /* "/v1/incidents/{id}/actions" */
@@ -84,6 +105,7 @@ struct fg_http_route {
 	size_t max_body;           /* bytes; 0 = [api] max_body */
 	fg_http_handler_cb cb;
 	void *data;
+	fg_http_auth_cb auth_cb;   /* NULL: any credentials (mode any) */
 };
 
 /* A server for conf's [api] and [client] sections (conf must outlive it, or
@@ -136,7 +158,8 @@ const char *fg_http_req_body(const fg_http_req *req, size_t *ret_len);
 /* Name of the authenticated client, NULL on a public route without
  * credentials. */
 const char *fg_http_req_client(const fg_http_req *req);
-/* "bearer", "signature" or "basic" (how the client authenticated), or NULL. */
+/* "bearer", "signature", "basic" or "digest" (how the client
+ * authenticated), or NULL. */
 const char *fg_http_req_auth(const fg_http_req *req);
 /* The peer's address ("127.0.0.1", "::1"). */
 const char *fg_http_req_peer(const fg_http_req *req);

@@ -84,6 +84,20 @@ static int take_pictures(fg_push *p, const char *body, size_t len, const char *b
 	return r == -EBADMSG ? -EBADMSG : 0;
 }
 
+/* The source's http_auth, realm and digest algorithm; an unknown source
+ * keeps the defaults (and is answered 404 once authenticated). */
+static void push_auth_cb(void *data, const fg_http_req *req, struct fg_http_auth_policy *pol)
+{
+	fg_push *p = data;
+	const struct fg_conf_source *src = fg_ingest_source(*p->ing,
+	                                                    fg_http_req_param(req, "source"));
+	if (!src || !src->n_http_clients)
+		return;
+	pol->mode = src->http_auth;
+	pol->realm = src->http_realm;
+	pol->digest_alg = src->http_digest_alg;
+}
+
 static void push_cb(void *data, fg_http_req *req)
 {
 	fg_push *p = data;
@@ -196,7 +210,7 @@ int fg_push_new(fg_http *http, const struct fg_conf *conf, fg_store *st, fg_snap
 			max = (size_t)conf->sources[i].http_max_body;
 	int r = fg_http_route(http, &(struct fg_http_route){
 		.method = "POST", .pattern = "/v1/ingest/{source}", .scope = FG_HTTP_SCOPE_INGEST,
-		.max_body = max, .cb = push_cb, .data = p });
+		.max_body = max, .cb = push_cb, .data = p, .auth_cb = push_auth_cb });
 	if (r < 0) {
 		free(p);
 		return r;

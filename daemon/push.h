@@ -8,7 +8,10 @@
  *   scope "ingest", and the authenticated client must be one of the
  *   source's http_clients (per-source credentials: each camera or group of
  *   cameras gets its own [client] with a token, or username and password
- *   for HTTP Basic, which is what cameras can send);
+ *   for HTTP Basic or Digest, which is what cameras can send); the source's
+ *   http_auth picks the schemes (any: token, signature or Basic; or only
+ *   basic, digest or bearer), with its http_realm and
+ *   http_digest_algorithm in the challenges;
  *   404  no such source, or it takes no pushes (no http_clients)
  *   403  the client may not push to this source
  *   413  body over the source's http_max_body

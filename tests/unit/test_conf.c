@@ -741,6 +741,58 @@ static void test_shipped_config(void)
 	free(shipped);
 }
 
+/* [source] http_auth: the clients of a restricted source must have the
+ * credentials it takes; digest user names are unique. */
+static void test_push_auth(void)
+{
+#define CAM(name, user) "[client " name "]\nusername = " user "\npassword = cam-password-123\nallow = ingest\n"
+	struct fg_conf *c = load_ok(HEAD "[source hik]\nplugin = hikvision\nhttp_clients = a\n"
+	                            "http_auth = digest\nhttp_realm = b3 cameras\n"
+	                            "http_digest_algorithm = sha256\n" CAM("a", "cam-a"));
+	CHECK(c && c->sources[0].http_auth == FG_HTTP_AUTH_DIGEST &&
+	      strcmp(c->sources[0].http_realm, "b3 cameras") == 0 &&
+	      c->sources[0].http_digest_alg == FG_HTTP_DIGEST_SHA256);
+	fg_conf_free(c);
+	c = load_ok(HEAD "[source hik]\nplugin = hikvision\nhttp_clients = a\n" CAM("a", "cam-a"));
+	CHECK(c && c->sources[0].http_auth == FG_HTTP_AUTH_ANY &&
+	      strcmp(c->sources[0].http_realm, "firegrid") == 0 &&
+	      c->sources[0].http_digest_alg == FG_HTTP_DIGEST_MD5);
+	fg_conf_free(c);
+
+	static const struct {
+		const char *text, *expect;
+	} cases[] = {
+		{ HEAD "[source hik]\nplugin = p\nhttp_auth = basic\ntopics = t\n",
+		  "t.conf:5: [source hik] http_auth: is for pushes: the source needs http_clients" },
+		{ HEAD "[source hik]\nplugin = p\nhttp_auth = ntlm\nhttp_clients = a\n" CAM("a", "u"),
+		  "t.conf:5: [source hik] http_auth: expected one of any, basic, digest, bearer" },
+		{ HEAD "[source hik]\nplugin = p\nhttp_realm = say \"hi\"\nhttp_clients = a\n" CAM("a", "u"),
+		  "t.conf:5: [source hik] http_realm: a realm may not contain quotes" },
+		{ HEAD "[source hik]\nplugin = p\nhttp_auth = digest\nhttp_clients = a b\n" CAM("a", "u"),
+		  "t.conf:3: [source hik] http_clients: no [client b] in this file" },
+		{ HEAD "[source hik]\nplugin = p\nhttp_auth = digest\nhttp_clients = a\n"
+		  "[client a]\ntoken = 0123456789abcdef0123\nallow = ingest\n",
+		  "t.conf:3: [source hik] http_clients: [client a] has no username and password, which "
+		  "http_auth = digest needs" },
+		{ HEAD "[source hik]\nplugin = p\nhttp_auth = bearer\nhttp_clients = a\n" CAM("a", "u"),
+		  "t.conf:3: [source hik] http_clients: [client a] has no token, which http_auth = "
+		  "bearer needs" },
+		{ HEAD "[source hik]\nplugin = p\nhttp_auth = digest\nhttp_clients = a\n" CAM("a", "u")
+		  CAM("b", "u"),
+		  "t.conf:3: [source hik] http_clients: [client a] shares its username with [client b] "
+		  "(line 11); digest needs it unique" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *errs = load_bad(cases[i].text);
+		CHECK(has(errs, cases[i].expect));
+		if (!has(errs, cases[i].expect))
+			fprintf(stderr, "case %zu: %s\n", i, errs ? errs : "(no error)");
+		CHECK(count_lines(errs) == 1);
+		free(errs);
+	}
+#undef CAM
+}
+
 static void remove_tmpdir(void)
 {
 	char *cmd = fmt("rm -rf '%s'", tmpdir);
@@ -767,6 +819,7 @@ int main(void)
 	test_all_errors();
 	test_load_file();
 	test_shipped_config();
+	test_push_auth();
 	remove_tmpdir();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
