@@ -78,6 +78,14 @@ json_t *fg_cloudevent_incident_json(const struct fg_incident *inc)
 		if (inc->unit)
 			bad |= set_str(o, "unit", inc->unit);
 	}
+	/* Camera pictures belong to the incident, not to one revision: those
+	 * pushed with its event and those fetched later (snapfetch.h) go out
+	 * with every revision, a held report's included. */
+	json_t *attrs = inc->attrs_json ? json_loads(inc->attrs_json, 0, NULL) : NULL;
+	json_t *snaps = json_object_get(attrs, "snapshots");
+	if (json_is_array(snaps) && json_array_size(snaps))
+		bad |= json_object_set(o, "snapshots", snaps);
+	json_decref(attrs);
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -266,6 +266,10 @@ static const struct conf_key sink_keys[] = {
 	    "cap (OASIS CAP 1.2 XML); docs/formats.md", 0, 0 }, .choices = formats },
 	{ .o = { "routing_key", FG_OPT_STRING, NULL, K(routing_key),
 	    "format = pagerduty: the integration's routing key", 0, 0 }, .flags = K_SECRET },
+	{ .o = { "inline_snapshots_max_bytes", FG_OPT_INT, "0", K(inline_snapshots_max_bytes),
+	    "format = cloudevents: camera pictures up to this size also go base64 into the body "
+	    "(data_base64 next to url and sha256), for receivers that cannot fetch from the "
+	    "gateway; 0 = URL and hash only", 0, 64 << 20 } },
 };
 #undef K
 
@@ -308,6 +312,13 @@ static const struct conf_key snapshots_keys[] = {
 	{ .o = { "base_url", FG_OPT_STRING, NULL, C(snap_base_url),
 	    "Prefix of picture URLs in webhooks (e.g. https://gw.example:8089); unset = the path "
 	    "/v1/snapshots/<sha256> alone", 0, 0 }, .check = check_url },
+	{ .o = { "fetch_timeout", FG_OPT_DURATION, "10s", C(snap_fetch_timeout_ms),
+	    "One fetch of a picture a camera serves (Frigate api_url), connect included",
+	    T_SEC, 5 * T_MIN } },
+	{ .o = { "fetch_attempts", FG_OPT_INT, "3", C(snap_fetch_attempts),
+	    "Tries per picture before it is given up (the incident never waits for it)", 1, 10 } },
+	{ .o = { "fetch_retry", FG_OPT_DURATION, "2s", C(snap_fetch_retry_ms),
+	    "First retry delay ceiling of a picture fetch (full jitter, doubling)", 100, T_HOUR } },
 };
 #undef C
 _Static_assert(offsetof(struct fg_conf, n_api_listen) ==
@@ -408,6 +419,7 @@ static int check_modbus_scale(const char *v, char *err, size_t errlen);
 static int check_modbus_order(const char *v, char *err, size_t errlen);
 static int check_coil(const char *v, char *err, size_t errlen);
 static int check_trigger_kind(const char *v, char *err, size_t errlen);
+static int check_trigger_device(const char *v, char *err, size_t errlen);
 
 static const struct choice bus_types[] = {
 	{ "tcp", FG_MODBUS_BUS_TCP }, { "rtu", FG_MODBUS_BUS_RTU }, { NULL, 0 },
@@ -499,8 +511,13 @@ static const struct conf_key interlock_keys[] = {
 	    "Event kinds that cut (smoke, heat, overtemp, overcurrent, residual_current)", 0, 0 },
 	  .flags = K_LIST, .check = check_trigger_kind },
 	{ .o = { "from", FG_OPT_STRING, NULL, I(from),
-	    "[modbus-device] names whose alarms trigger the cut", 0, 0 },
-	  .flags = K_REQUIRED | K_LIST, .check = check_name, .example = "b3-temp b3-smoke" },
+	    "[modbus-device] names whose alarms trigger the cut (this or trigger_devices)", 0, 0 },
+	  .flags = K_LIST, .check = check_name, .example = "b3-temp b3-smoke" },
+	{ .o = { "trigger_devices", FG_OPT_STRING, NULL, I(trigger_devices),
+	    "Detectors of any source whose alarms trigger the cut: a device id as incidents show "
+	    "it, or the exact topic it publishes on", 0, 0 },
+	  .flags = K_LIST, .check = check_trigger_device,
+	  .example = "zigbee2mqtt/shed-b3-smoke" },
 	{ .o = { "dry_run", FG_OPT_BOOL, "false", I(dry_run),
 	    "Only log and record what would be written", 0, 0 } },
 };
@@ -510,7 +527,9 @@ _Static_assert(offsetof(struct fg_conf_interlock, n_coils) ==
                offsetof(struct fg_conf_interlock, n_on) ==
                offsetof(struct fg_conf_interlock, on) + sizeof(char **) &&
                offsetof(struct fg_conf_interlock, n_from) ==
-               offsetof(struct fg_conf_interlock, from) + sizeof(char **),
+               offsetof(struct fg_conf_interlock, from) + sizeof(char **) &&
+               offsetof(struct fg_conf_interlock, n_trigger_devices) ==
+               offsetof(struct fg_conf_interlock, trigger_devices) + sizeof(char **),
                "K_LIST keeps its count right after the array");
 
 /* Sources and sinks both begin with these two fields. */
@@ -643,7 +662,8 @@ static const struct conf_section sections[] = {
 	{ "interlock", TABLE(interlock_keys),
 	  NAMED(struct fg_conf_interlock, interlocks, n_interlocks), false, NULL,
 	  "# [interlock NAME]: cut charging power locally when an alarm comes in;\n"
-	  "# never restored automatically (`firegridctl interlock restore NAME`).\n",
+	  "# never restored automatically (`firegridctl interlock restore NAME`).\n"
+	  "# A rule needs `from` (Modbus devices) or `trigger_devices` (any source).\n",
 	  "shed-b3", true },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -801,6 +821,19 @@ static int check_coil(const char *v, char *err, size_t errlen)
 	int64_t n;
 	if (fg_parse_int(v, &n) < 0 || n < 0 || n > 65535)
 		return reason(err, errlen, "'%s' is not a coil address 0..65535", v);
+	return 0;
+}
+
+/* Matched exactly against device ids and topics: a wildcard would let one
+ * mistyped line cut power on alarms from anywhere. */
+static int check_trigger_device(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	if (n > 255 || mosquitto_validate_utf8(v, (int)n) != MOSQ_ERR_SUCCESS)
+		return reason(err, errlen, "'%.40s' is not a device id or topic (UTF-8, at most 255 "
+		              "bytes)", v);
+	if (strpbrk(v, "+#*"))
+		return reason(err, errlen, "'%s': wildcards are not accepted, name each detector", v);
 	return 0;
 }
 
@@ -1681,6 +1714,9 @@ static void check_modbus_refs(struct loader *l)
 			if (!find_device(c, il->from[k]))
 				conf_error(l, il->line, label, "from", "no [modbus-device %s] in this file",
 				           il->from[k]);
+		if (!il->n_from && !il->n_trigger_devices)
+			conf_error(l, il->line, label, "trigger_devices", "a rule needs `from` or "
+			           "`trigger_devices` (or both): nothing would trigger it");
 	}
 }
 

@@ -48,6 +48,7 @@ struct fg_ev {
 	int64_t device_time_ms;    /* 0 = unknown */
 	int64_t recv_time_ms;
 	const char *attrs_json;    /* validated JSON object text, or NULL */
+	const char *snapshot_url;  /* a picture to fetch (fg_event.snapshot_url), or NULL */
 };
 
 #endif

@@ -8,6 +8,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "snapfetch.h"
 #include "util.h"
 
 struct fg_ingest {
@@ -15,6 +16,7 @@ struct fg_ingest {
 	fg_incidents *inc;
 	fg_source_inst **inst;
 	size_t n_inst;
+	fg_snapfetch *sf;            /* NULL: pictures named by events are not fetched */
 };
 
 static struct fg_ratelimit decode_rl = FG_RATELIMIT_INIT(10000, 20);
@@ -50,6 +52,9 @@ static void emit_cb(void *data, const struct fg_ev *ev)
 		          ev->source, ev->device, fg_kind_name(ev->kind), fg_strerror(r));
 		return;
 	}
+	if (ev->snapshot_url &&
+	    (r == FG_APPLY_OPENED || r == FG_APPLY_REALARM || r == FG_APPLY_REOPENED))
+		fg_snapfetch_add(ing->sf, id, ev);     /* counts and logs its own refusals */
 	switch (r) {
 	case FG_APPLY_OPENED:
 		fg_info("incident", "opened id=%lld device=%s kind=%s severity=%s source=%s",
@@ -138,6 +143,12 @@ int fg_ingest_msg_to(fg_ingest *ing, const char *source, const struct fg_msg *ms
 		if (strcmp(fg_source_inst_conf(ing->inst[i])->name, source) == 0)
 			return decode_one(ing, ing->inst[i], msg, reason);
 	return -ENOENT;
+}
+
+void fg_ingest_set_snapfetch(fg_ingest *ing, fg_snapfetch *sf)
+{
+	if (ing)
+		ing->sf = sf;
 }
 
 const struct fg_conf_source *fg_ingest_source(fg_ingest *ing, const char *source)

@@ -36,6 +36,12 @@ int fg_ingest_msg_to(fg_ingest *ing, const char *source, const struct fg_msg *ms
  * ing is NULL).  Valid until the ingest is replaced (reload). */
 const struct fg_conf_source *fg_ingest_source(fg_ingest *ing, const char *source);
 
+/* Pictures named by events (fg_event.snapshot_url) that open, re-alarm or
+ * reopen an incident go to sf for fetching (NULL: none are fetched).  The
+ * daemon sets it on every ingest it creates. */
+struct fg_snapfetch;
+void fg_ingest_set_snapfetch(fg_ingest *ing, struct fg_snapfetch *sf);
+
 /* Run the plugins' wake-ups (fg_host.wake_at) due at now_ms; the daemon
  * calls this about once a second.  Returns how many ran. */
 int fg_ingest_run_wakes(fg_ingest *ing, int64_t now_ms);

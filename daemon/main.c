@@ -35,6 +35,7 @@
 #include "outbox.h"
 #include "plugin_host.h"
 #include "push.h"
+#include "snapfetch.h"
 #include "snapshot.h"
 #include "stream.h"
 #include "store.h"
@@ -66,6 +67,7 @@ struct daemon {
 	fg_api *api;
 	fg_snapshots *snap;          /* camera pictures; NULL without the API or when disabled */
 	fg_push *push;               /* POST /v1/ingest/{source} */
+	fg_snapfetch *snapfetch;     /* pictures cameras serve (Frigate); NULL without snap */
 	fg_streams *streams;         /* event streams read from devices (stream_url) */
 	fg_escalate *esc;            /* the deadline timer */
 	int64_t connects;            /* MQTT connects seen by on_msg */
@@ -227,6 +229,11 @@ static int start_api(struct daemon *d)
 		r = fg_api_new(d->http, d->conf, d->st, d->inc, d->ob, broker_up, d, &d->api);
 	if (r == 0 && d->conf->snap_enabled && (r = fg_snapshots_new(d->conf, &d->snap)) == 0)
 		r = fg_snapshots_routes(d->snap, d->http);
+	if (r == 0 && d->snap &&
+	    (r = fg_snapfetch_new(&d->loop, d->conf, d->snap, d->inc, &d->snapfetch)) == 0) {
+		fg_ingest_set_snapfetch(d->ing, d->snapfetch);
+		fg_outbox_set_snapshots(d->ob, d->snap);
+	}
 	if (r == 0)
 		r = fg_push_new(d->http, d->conf, d->st, d->snap, &d->ing, &d->push);
 	if (r == 0)
@@ -252,6 +259,7 @@ static void stop_gb26875(struct daemon *d)
 static void close_handles(struct daemon *d)
 {
 	fg_streams_close(d->streams);          /* no-op when already closing */
+	fg_snapfetch_close(d->snapfetch, NULL, NULL);
 	stop_gb26875(d);
 	fg_http_close(d->http, NULL, NULL);    /* no-op when already closing */
 	fg_escalate_close(d->esc, NULL, NULL);
@@ -329,6 +337,7 @@ static void shutdown_cb(uv_signal_t *h, int signum)
 	fg_info("main", "stopping signal=%s", strsignal(signum));
 	fg_http_close(d->http, NULL, NULL);    /* no new callbacks while draining */
 	fg_streams_close(d->streams);
+	fg_snapfetch_close(d->snapfetch, NULL, NULL);
 	stop_gb26875(d);
 	fg_modbus_close(d->modbus, NULL, NULL);   /* workers exit; their handles close */
 	if (d->restarting)
@@ -371,6 +380,7 @@ static void reload_cb(uv_signal_t *h, int signum)
 
 	fg_ingest_free(d->ing);
 	d->ing = ning;
+	fg_ingest_set_snapfetch(d->ing, d->snapfetch);
 	fg_log_set_level(nc->log_level);
 	bool gb_same = fg_gb26875_conf_equal(d->conf, nc);
 	r = fg_webhook_set_conf(d->wh, nc);
@@ -383,6 +393,7 @@ static void reload_cb(uv_signal_t *h, int signum)
 	if (d->api)
 		fg_api_set_conf(d->api, nc);
 	fg_snapshots_set_conf(d->snap, nc);
+	fg_snapfetch_set_conf(d->snapfetch, nc);
 	if (fg_streams_set_conf(d->streams, nc) < 0)
 		fg_err("main", "event streams not restarted after the reload");
 	r = d->http ? fg_http_set_conf(d->http, nc) : 0;
@@ -605,6 +616,7 @@ out:
 	fg_http_free(d.http);
 	fg_push_free(d.push);
 	fg_streams_free(d.streams);
+	fg_snapfetch_free(d.snapfetch);
 	fg_snapshots_free(d.snap);
 	fg_plugin_host_free(d.host);
 	fg_conf_free(d.conf);

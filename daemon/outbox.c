@@ -6,11 +6,13 @@
 #include "cloudevent.h"
 #include "formats.h"
 #include "outbox.h"
+#include "snapshot.h"
 #include "util.h"
 
 struct fg_outbox {
 	fg_store *st;
 	const struct fg_conf *conf;
+	fg_snapshots *snap;
 };
 
 static const char SQL_ENQUEUE[] =
@@ -73,6 +75,11 @@ void fg_outbox_set_conf(fg_outbox *ob, const struct fg_conf *conf)
 	ob->conf = conf;
 }
 
+void fg_outbox_set_snapshots(fg_outbox *ob, fg_snapshots *snap)
+{
+	ob->snap = snap;
+}
+
 void fg_outbox_free(fg_outbox *ob)
 {
 	free(ob);
@@ -117,6 +124,18 @@ int fg_outbox_enqueue(fg_outbox *ob, const struct fg_incident *inc,
 		}
 		if (shared)
 			bodies[fmt] = body;
+		/* This sink's own copy with the pictures' bytes, when it wants them
+		 * and the body references any (NULL: the shared body as it is). */
+		char *own = fmt == FG_FORMAT_CLOUDEVENTS && sk->inline_snapshots_max_bytes > 0 &&
+		            ob->snap ? fg_snapshots_inline(ob->snap, body,
+		                                           (size_t)sk->inline_snapshots_max_bytes)
+		                     : NULL;
+		if (own) {
+			if (!shared)
+				free(body);
+			body = own;
+			shared = false;
+		}
 		sqlite3_stmt *s = fg_store_stmt(ob->st, SQL_ENQUEUE);
 		if (!s) {
 			if (!shared)

@@ -26,6 +26,12 @@ typedef struct fg_outbox fg_outbox;
  * replaced with fg_outbox_set_conf on reload). */
 int fg_outbox_new(fg_store *st, const struct fg_conf *conf, fg_outbox **ret);
 void fg_outbox_set_conf(fg_outbox *ob, const struct fg_conf *conf);
+/* The snapshot store, for sinks with inline_snapshots_max_bytes: their
+ * CloudEvents bodies get the pictures' bytes (fg_snapshots_inline) when the
+ * row is queued, so the stored body is what is signed and re-sent.
+ * Without it (the default) every sink gets URL + hash only. */
+struct fg_snapshots;
+void fg_outbox_set_snapshots(fg_outbox *ob, struct fg_snapshots *snap);
 void fg_outbox_free(fg_outbox *ob);
 
 /*

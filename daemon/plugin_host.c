@@ -27,6 +27,7 @@ extern const struct fg_plugin *const fg_builtin_plugins[] __attribute__((weak));
 
 /* The smallest descriptor ABI v1 accepts: everything up to decode. */
 #define PLUGIN_V1_SIZE (offsetof(struct fg_plugin, decode) + sizeof(void (*)(void)))
+#define SNAPSHOT_URL_MAX_LEN 1024
 #define EVENT_V1_SIZE (offsetof(struct fg_event, attrs_json) + sizeof(const char *))
 
 #define NAME_MAX_LEN 64
@@ -634,6 +635,13 @@ static const char *validate_event(const struct fg_event *ev, struct fg_ev *out)
 		if (!obj)
 			return "attrs are not a JSON object";
 	}
+	if (FG_EVENT_HAS_SNAPSHOT_URL(ev) && ev->snapshot_url) {
+		const char *u = ev->snapshot_url;
+		if (strlen(u) > SNAPSHOT_URL_MAX_LEN || !is_utf8(u) ||
+		    (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
+			return "snapshot_url is not an http(s) URL of at most 1024 bytes";
+		out->snapshot_url = u;
+	}
 	return NULL;
 }
 
@@ -1134,6 +1142,8 @@ char *fg_ev_to_json_line(const struct fg_ev *ev)
 		if (a)
 			json_object_set_new(o, "attrs", a);
 	}
+	if (ev->snapshot_url)
+		json_object_set_new(o, "snapshot_url", json_string(ev->snapshot_url));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(o);
 	return s;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include "log.h"
 #include "metrics.h"
@@ -319,6 +320,61 @@ int fg_snapshots_get(fg_snapshots *s, const char *sha256, char **ret_data, size_
 	if (r == 0)
 		*ret_type = ext_type(s->e[i].ext);
 	return r;
+}
+
+/* "data_base64" into each reference of `list` not yet in `seen` (an
+ * object used as a set of sha256).  Returns how many were inlined. */
+static int inline_list(fg_snapshots *s, json_t *list, size_t max_bytes, json_t *seen)
+{
+	size_t i;
+	json_t *ref;
+	int n = 0;
+	json_array_foreach(list, i, ref) {
+		const char *sha = json_string_value(json_object_get(ref, "sha256"));
+		json_int_t bytes = json_integer_value(json_object_get(ref, "bytes"));
+		if (!valid_sha(sha) || json_object_get(seen, sha) || bytes <= 0 ||
+		    (uint64_t)bytes > max_bytes || json_object_get(ref, "data_base64"))
+			continue;
+		char *data = NULL;
+		size_t len = 0;
+		const char *type;
+		if (fg_snapshots_get(s, sha, &data, &len, &type) < 0 || len > max_bytes) {
+			free(data);
+			continue;
+		}
+		char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+		if (b64 && EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data,
+		                           (int)len) >= 0 &&
+		    json_object_set_new(ref, "data_base64", json_string(b64)) == 0) {
+			json_object_set_new(seen, sha, json_true());
+			n++;
+		}
+		free(b64);
+		free(data);
+	}
+	return n;
+}
+
+char *fg_snapshots_inline(fg_snapshots *s, const char *body, size_t max_bytes)
+{
+	json_t *root = json_loads(body, 0, NULL), *seen = json_object();
+	json_t *data = json_object_get(root, "data");
+	json_t *attrs = json_object_get(json_object_get(data, "event"), "attrs");
+	json_t *lists[] = {
+		json_object_get(json_object_get(data, "incident"), "snapshots"),
+		json_object_get(attrs, "snapshots"),
+		json_object_get(attrs, "plate_snapshots"),
+	};
+	int n = 0;
+	for (size_t i = 0; seen && i < FG_ARRAY_SIZE(lists); i++)
+		if (json_is_array(lists[i]))
+			n += inline_list(s, lists[i], max_bytes, seen);
+	/* the flags of fg_cloudevent_build: sorted, compact, reals as written */
+	char *out = n > 0 ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS |
+	                                    JSON_REAL_PRECISION(15)) : NULL;
+	json_decref(seen);
+	json_decref(root);
+	return out;
 }
 
 static void get_cb(void *data, fg_http_req *req)

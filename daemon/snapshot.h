@@ -68,6 +68,21 @@ int fg_snapshots_sweep(fg_snapshots *s, int64_t now_ms);
 int fg_snapshots_get(fg_snapshots *s, const char *sha256, char **ret_data, size_t *ret_len,
                      const char **ret_type);
 
+/*
+ * A CloudEvents body (cloudevent.h) with the bytes of the pictures it
+ * references, for a sink with inline_snapshots_max_bytes: every reference
+ * object ({"sha256", "url", ...}) in data.incident.snapshots,
+ * data.event.attrs.snapshots and data.event.attrs.plate_snapshots whose
+ * picture is still kept and at most max_bytes big gets "data_base64" (the
+ * standard base64 of the file, no line breaks), once per picture: at its
+ * first reference in that order (a later reference to the same sha256
+ * stays URL + hash).  Keys stay sorted and compact like the original.
+ * Returns the new body (malloc'd), or NULL when nothing was inlined (no
+ * references, all too large or gone, not JSON, or out of memory): then the
+ * original body is sent as it is.
+ */
+char *fg_snapshots_inline(fg_snapshots *s, const char *body, size_t max_bytes);
+
 /* Register GET /v1/snapshots/{sha256} (scope read) on the HTTP server. */
 int fg_snapshots_routes(fg_snapshots *s, fg_http *http);
 

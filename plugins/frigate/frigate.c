@@ -33,6 +33,11 @@
  * of 0.13..0.17 (snapshot object, recognized_license_plate) are both read;
  * only the keys below are required.
  *
+ * api_url (optional): the blocked event names Frigate's snapshot of the
+ * vehicle that blocked the lane, <api_url>/api/events/<object id>/
+ * snapshot.jpg?<snapshot_query>, in fg_event.snapshot_url; the daemon
+ * fetches it and attaches it to the incident (the plugin does no I/O).
+ *
  * available offline/stopped: one `offline` (major) for the Frigate instance
  * (device = base_topic; attrs.cameras lists the cameras seen); lanes stay as
  * they are (unknown, not cleared) and no dwell completes while Frigate is
@@ -66,6 +71,8 @@ struct frigate_config {
 	int64_t dwell_ms;
 	int64_t loitering_ms;
 	int64_t stale_after_ms;
+	const char *api_url;
+	const char *snapshot_query;
 };
 
 static const struct fg_option frigate_options[] = {
@@ -86,6 +93,12 @@ static const struct fg_option frigate_options[] = {
 	{ "stale_after", FG_OPT_DURATION, "5m", offsetof(struct frigate_config, stale_after_ms),
 	  "a vehicle Frigate has not mentioned this long is gone (it republishes tracked "
 	  "objects every minute); 0 = never", 0, 86400000.0 },
+	{ "api_url", FG_OPT_STRING, NULL, offsetof(struct frigate_config, api_url),
+	  "Frigate's HTTP API, e.g. http://192.168.1.20:5000: the blocked event's snapshot is "
+	  "fetched from <api_url>/api/events/<id>/snapshot.jpg; unset = no pictures", 0, 0 },
+	{ "snapshot_query", FG_OPT_STRING, "bbox=1", offsetof(struct frigate_config, snapshot_query),
+	  "query of the snapshot URL (Frigate: bbox, crop, timestamp, height, quality); "
+	  "empty = none", 0, 0 },
 	FG_OPTION_END
 };
 
@@ -139,6 +152,17 @@ static int frigate_init(const struct fg_host *host, const void *config, void **r
 	f->host = host;
 	f->cfg = cfg;
 	if (parse_lanes(f, cfg->lanes) < 0) {
+		free(f);
+		return -EINVAL;
+	}
+	const char *api = cfg->api_url;
+	if (api && api[0] && ((strncmp(api, "http://", 7) && strncmp(api, "https://", 8)) ||
+	                      strlen(api) > 512 || strpbrk(api, "?# \t"))) {
+		free(f);
+		return -EINVAL;
+	}
+	if (cfg->snapshot_query && (strlen(cfg->snapshot_query) > 256 ||
+	                            strpbrk(cfg->snapshot_query, "# \t"))) {
 		free(f);
 		return -EINVAL;
 	}
@@ -311,6 +335,33 @@ static int read_tracked(struct frigate *f, fg_decode_ctx *ctx, const char *where
 }
 #undef FAIL
 
+/* Frigate's picture of tracked object `id`, when api_url is set:
+ * <api_url>/api/events/<id>/snapshot.jpg[?snapshot_query].  The id is
+ * percent-encoded (Frigate's are "<epoch>.<frac>-<random>", but they come
+ * off the network). */
+static bool snapshot_url(const struct frigate *f, const char *id, char *buf, size_t len)
+{
+	const char *api = f->cfg->api_url, *q = f->cfg->snapshot_query;
+	if (!api || !api[0])
+		return false;
+	size_t al = strlen(api);
+	while (al && api[al - 1] == '/')
+		al--;
+	char enc[3 * PL_ID_MAX + 1];
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)id; *p && n + 4 <= sizeof(enc); p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~", *p))
+			enc[n++] = (char)*p;
+		else
+			n += (size_t)snprintf(enc + n, sizeof(enc) - n, "%%%02X", *p);
+	}
+	enc[n] = '\0';
+	int w = snprintf(buf, len, "%.*s/api/events/%s/snapshot.jpg%s%s", (int)al, api, enc,
+	                 q && q[0] ? "?" : "", q && q[0] ? q : "");
+	return w > 0 && (size_t)w < len;
+}
+
 /* Emit what the lane's change means.  `t` is the message's object (NULL on
  * a wake-up), time_ms the Frigate time of the message (0 on a wake-up). */
 static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lane *ln,
@@ -344,9 +395,19 @@ static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lan
 		json_object_set_new(a, "reason", json_string(why));
 	}
 	char *attrs = pu_attrs_text(a);
-	pu_emit(f->host, ctx, dev, c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED
-	                                           : FG_KIND_FIRE_LANE_CLEARED,
-	        FG_KIND_NONE, time_ms, attrs);
+	char url[1024];
+	const struct pl_occupant *first = pl_lane_first(ln);
+	struct fg_event ev = {
+		.struct_size = sizeof(ev),
+		.kind = c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED : FG_KIND_FIRE_LANE_CLEARED,
+		.device = dev,
+		.device_time_ms = time_ms,
+		.attrs_json = attrs,
+		.snapshot_url = c == PL_BLOCKED && first &&
+		                snapshot_url(f, first->id, url, sizeof(url)) ? url : NULL,
+	};
+	ev.severity = pu_severity(ev.kind);
+	f->host->emit(ctx, &ev);
 	free(attrs);
 	if (c == PL_CLEARED) {
 		f->host->state_set(ctx, dev, "plate", NULL);

@@ -18,6 +18,7 @@
  *   Plugins must likewise check fg_msg.struct_size / fg_host.struct_size
  *   before reading fields added after v1.
  *   Appended to fg_host so far: wake_at (FG_HOST_HAS_WAKE_AT()).
+ *   Appended to fg_event so far: snapshot_url (FG_EVENT_HAS_SNAPSHOT_URL()).
  *   Appended to the descriptor so far: modbus_map (Modbus register maps).
  *
  * Threading
@@ -115,7 +116,28 @@ struct fg_event {
 	 * in webhooks.  Must be an object; anything else is dropped with a
 	 * counted error. */
 	const char *attrs_json;
+
+	/* ---- appended to ABI v1 (the host reads it only when struct_size
+	 * covers it: FG_EVENT_HAS_SNAPSHOT_URL) ---- */
+
+	/*
+	 * A picture of this event the host should fetch (HTTP GET, http:// or
+	 * https://, at most 1024 bytes), or NULL.  Used by cameras that serve
+	 * their pictures instead of pushing them (Frigate's
+	 * /api/events/<id>/snapshot.jpg).  When the event opens an incident
+	 * (or re-alarms or reopens one) the daemon fetches the URL
+	 * asynchronously, after the event is stored, stores the picture like a
+	 * pushed one and attaches it to the incident (docs/cameras.md); the
+	 * event itself is never delayed and never fails because of it.  A
+	 * repeat that folds into an open incident fetches nothing.
+	 */
+	const char *snapshot_url;
 };
+
+/* Whether an event (as emitted by a plugin) carries snapshot_url. */
+#define FG_EVENT_HAS_SNAPSHOT_URL(ev)                                           \
+	((ev)->struct_size >= offsetof(struct fg_event, snapshot_url) +         \
+	                      sizeof((ev)->snapshot_url))
 
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                  */
