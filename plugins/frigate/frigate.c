@@ -25,7 +25,10 @@
  * vehicle leaves the zone (verified), or its tracking ends while it is still
  * in the zone, or it falls silent for `stale_after` (both unverified:
  * attrs.verified false).  Frigate republishes a parked car at least once a
- * minute; those updates only refresh it.
+ * minute; those updates only refresh it, unless a blocked lane's plate
+ * (recognized_license_plate, read late) or number of vehicles changed: then
+ * the blocked event is repeated with the new attrs, which the host makes an
+ * `updated` revision of the open incident (pl_lane_facts_changed).
  *
  * `stationary` is not required: it flips only after 50 frames and a car
  * moving inside the lane still blocks it; it is reported in attrs.
@@ -367,13 +370,13 @@ static bool snapshot_url(const struct frigate *f, const char *id, char *buf, siz
 static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lane *ln,
                       enum pl_change c, int64_t now_ms, const struct tracked *t, int64_t time_ms)
 {
-	if (c == PL_NONE)
+	if (c == PL_NONE || (c == PL_UPDATED && !ln->blocked_ms))
 		return;
 	const char *dev = ln->device, *slash = strchr(dev, '/');
 	json_t *a = json_pack("{s:s%,s:s}", "camera", dev, slash ? (size_t)(slash - dev) : strlen(dev),
 	                      "zone", slash ? slash + 1 : "");
 	const char *plate = f->host->state_get(ctx, dev, "plate");
-	if (a && c == PL_BLOCKED) {
+	if (a && c != PL_CLEARED) {
 		const struct pl_occupant *first = pl_lane_first(ln);
 		json_object_set_new(a, "vehicles", json_integer((json_int_t)ln->n));
 		if (first) {
@@ -394,12 +397,20 @@ static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lan
 		json_object_set_new(a, "verified", json_boolean(strcmp(why, "left_zone") == 0));
 		json_object_set_new(a, "reason", json_string(why));
 	}
+	/* a blocked lane is news again only when its plate or vehicles change */
+	char facts[64];
+	snprintf(facts, sizeof(facts), "%zu|%s", ln->n, plate ? plate : "");
+	if (c != PL_CLEARED && !pl_lane_facts_changed(f->host, ctx, dev, facts) &&
+	    c == PL_UPDATED) {
+		json_decref(a);
+		return;
+	}
 	char *attrs = pu_attrs_text(a);
 	char url[1024];
 	const struct pl_occupant *first = pl_lane_first(ln);
 	struct fg_event ev = {
 		.struct_size = sizeof(ev),
-		.kind = c == PL_BLOCKED ? FG_KIND_FIRE_LANE_BLOCKED : FG_KIND_FIRE_LANE_CLEARED,
+		.kind = c == PL_CLEARED ? FG_KIND_FIRE_LANE_CLEARED : FG_KIND_FIRE_LANE_BLOCKED,
 		.device = dev,
 		.device_time_ms = time_ms,
 		.attrs_json = attrs,
@@ -412,6 +423,7 @@ static void lane_emit(struct frigate *f, fg_decode_ctx *ctx, const struct pl_lan
 	if (c == PL_CLEARED) {
 		f->host->state_set(ctx, dev, "plate", NULL);
 		f->host->state_set(ctx, dev, "review", NULL);
+		pl_lane_facts_changed(f->host, ctx, dev, NULL);
 	}
 }
 
@@ -421,6 +433,9 @@ static void lane_finish(struct frigate *f, fg_decode_ctx *ctx, struct pl_lane *l
 {
 	enum pl_change c = frigate_online(f, ctx) ? pl_lane_settle(ln, now_ms, f->cfg->dwell_ms)
 	                                          : PL_NONE;
+	/* a message about a vehicle in a blocked lane may bring its plate */
+	if (c == PL_NONE && t && frigate_online(f, ctx))
+		c = PL_UPDATED;
 	lane_emit(f, ctx, ln, c, now_ms, t, time_ms);
 	if (ln->dropped)
 		f->host->log(ctx, FG_LOG_WARN, "lane %s: more than %d vehicles, %d not tracked",
