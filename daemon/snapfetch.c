@@ -219,13 +219,30 @@ static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn,
 	return r;
 }
 
+/* The URL for a log line: without user name and password. */
+static void url_for_log(const char *url, char *buf, size_t len)
+{
+	CURLU *u = curl_url();
+	char *out = NULL;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_URL, &out, 0) == CURLUE_OK)
+		snprintf(buf, len, "%s", out);
+	else
+		snprintf(buf, len, "(unparsable)");
+	curl_free(out);
+	curl_url_cleanup(u);
+}
+
 /* Retry later, or give up. */
 static void again(fg_snapfetch *sf, struct job *j)
 {
 	if (j->attempt >= (unsigned)sf->conf->snap_fetch_attempts) {
+		char url[1100];
+		url_for_log(j->url, url, sizeof(url));
 		fg_log_rl(&sf->rl, FG_LOG_WARN, MOD, "picture given up incident=%lld device=%s "
-		          "attempts=%u url=%s", (long long)j->incident_id, j->device, j->attempt,
-		          j->url);
+		          "attempts=%u url=%s", (long long)j->incident_id, j->device, j->attempt, url);
 		job_end(sf, j, "gave_up");
 		return;
 	}

@@ -16,7 +16,10 @@ real firegridd, with a test HTTP server standing in for Frigate's API
     attached once it answers;
   - Frigate answers 404 forever on cam2 and garbage on cam3: counted
     (firegrid_snapshot_fetch_total{result}), the incidents are delivered
-    all the same, without pictures.
+    all the same, without pictures;
+  - after a reload with [escalation] fire_lane_hold: the picture arrives
+    while the report is held, so no extra revision is made and the released
+    `opened` (data.event null) carries it.
 """
 import base64
 import hashlib
@@ -130,6 +133,7 @@ def body(env):
     late = bigger_jpeg(3000)
     api = FrigateApi({
         'car-ok': [(200, jpeg)],
+        'car-held': [(200, jpeg)],
         'car-late': [(404, b'{"message":"Event not found"}'), (200, late)],
         'car-404': [(404, b'{"message":"Event not found"}')],
         'car-garbage': [(200, b'<html>this is not a picture</html>')],
@@ -225,6 +229,26 @@ def run(env, api, jpeg, late):
         hooks = webhooks(rx_plain, lane)
         h.check(changes(hooks) == ['opened'] and not incident_snapshots(hooks[0]),
                 '%s: %s' % (lane, changes(hooks)))
+
+    # With the report held back (fire_lane_hold), the picture comes in
+    # during the hold: no extra revision, the released `opened` carries it.
+    d.write_config(d.config_text() + '\n' + h.ini([
+        ('client reader', {'token': READER, 'allow': 'read'}),
+        ('snapshots', {'fetch_timeout': '5s', 'fetch_attempts': 3, 'fetch_retry': '300ms'}),
+        ('escalation', {'fire_lane_hold': '4s'})]))
+    d.reload()
+    d.wait_log('main: reloaded')
+    lane = 'cam5/fire_lane'
+    park(fr, 'car-held', 'cam5')
+    h.wait_until(lambda: webhooks(rx_inline, lane), 30, 'the held report')
+    time.sleep(1)
+    hooks = webhooks(rx_inline, lane)
+    h.check(changes(hooks) == ['opened'], 'held report: %s' % changes(hooks))
+    ref = (incident_snapshots(hooks[0]) or [{}])[0]
+    h.check(hooks[0]['body']['data'].get('event') is None and
+            ref.get('sha256') == hashlib.sha256(jpeg).hexdigest() and
+            base64.b64decode(ref.get('data_base64', '')) == jpeg,
+            'the released report without its picture: %r' % hooks[0]['body']['data'])
 
     for rx in (rx_plain, rx_inline, rx_small):
         h.check(rx.records() and all(r.get('signature_ok') is True for r in rx.records()),
