@@ -19,7 +19,8 @@ real firegridd, with a test HTTP server standing in for Frigate's API
     all the same, without pictures;
   - after a reload with [escalation] fire_lane_hold: the picture arrives
     while the report is held, so no extra revision is made and the released
-    `opened` (data.event null) carries it.
+    `opened` (data.event null) carries it;
+  - SIGTERM while a fetch hangs: abandoned, counted, clean exit.
 """
 import base64
 import hashlib
@@ -81,7 +82,9 @@ class FrigateApi:
                     and parts[4] == 'snapshot.jpg' else None
                 seq = api.answers.get(oid, [(404, b'{"message":"Event not found"}')])
                 n = sum(1 for p, _ in api.requests if p == path)
-                status, body = seq[min(n, len(seq)) - 1]
+                status, body, *delay = seq[min(n, len(seq)) - 1]
+                if delay:
+                    time.sleep(delay[0])    # a slow Frigate
                 self.send_response(status)
                 self.send_header('Content-Type', 'image/jpeg' if status == 200 else
                                  'application/json')
@@ -134,6 +137,7 @@ def body(env):
     api = FrigateApi({
         'car-ok': [(200, jpeg)],
         'car-held': [(200, jpeg)],
+        'car-slow': [(200, jpeg, 20)],
         'car-late': [(404, b'{"message":"Event not found"}'), (200, late)],
         'car-404': [(404, b'{"message":"Event not found"}')],
         'car-garbage': [(200, b'<html>this is not a picture</html>')],
@@ -253,7 +257,13 @@ def run(env, api, jpeg, late):
     for rx in (rx_plain, rx_inline, rx_small):
         h.check(rx.records() and all(r.get('signature_ok') is True for r in rx.records()),
                 'bad signature at %s' % rx.name)
+
+    # Stopping while a fetch hangs: abandoned (counted), a clean exit.
+    park(fr, 'car-slow', 'cam6')
+    h.wait_until(lambda: api.hits('car-slow'), 30, 'the slow fetch to start')
     h.check(d.stop() == 0, 'firegridd did not exit cleanly:\n' + h.tail(d.log_text()))
+    h.check(d.metric('firegrid_snapshot_fetch_total', 'result', 'dropped') == 1,
+            'the abandoned fetch counted as dropped')
 
 
 if __name__ == '__main__':
