@@ -419,6 +419,7 @@ static int check_modbus_scale(const char *v, char *err, size_t errlen);
 static int check_modbus_order(const char *v, char *err, size_t errlen);
 static int check_coil(const char *v, char *err, size_t errlen);
 static int check_trigger_kind(const char *v, char *err, size_t errlen);
+static int check_trigger_device(const char *v, char *err, size_t errlen);
 
 static const struct choice bus_types[] = {
 	{ "tcp", FG_MODBUS_BUS_TCP }, { "rtu", FG_MODBUS_BUS_RTU }, { NULL, 0 },
@@ -510,8 +511,13 @@ static const struct conf_key interlock_keys[] = {
 	    "Event kinds that cut (smoke, heat, overtemp, overcurrent, residual_current)", 0, 0 },
 	  .flags = K_LIST, .check = check_trigger_kind },
 	{ .o = { "from", FG_OPT_STRING, NULL, I(from),
-	    "[modbus-device] names whose alarms trigger the cut", 0, 0 },
-	  .flags = K_REQUIRED | K_LIST, .check = check_name, .example = "b3-temp b3-smoke" },
+	    "[modbus-device] names whose alarms trigger the cut (this or trigger_devices)", 0, 0 },
+	  .flags = K_LIST, .check = check_name, .example = "b3-temp b3-smoke" },
+	{ .o = { "trigger_devices", FG_OPT_STRING, NULL, I(trigger_devices),
+	    "Detectors of any source whose alarms trigger the cut: a device id as incidents show "
+	    "it, or the exact topic it publishes on", 0, 0 },
+	  .flags = K_LIST, .check = check_trigger_device,
+	  .example = "zigbee2mqtt/shed-b3-smoke" },
 	{ .o = { "dry_run", FG_OPT_BOOL, "false", I(dry_run),
 	    "Only log and record what would be written", 0, 0 } },
 };
@@ -521,7 +527,9 @@ _Static_assert(offsetof(struct fg_conf_interlock, n_coils) ==
                offsetof(struct fg_conf_interlock, n_on) ==
                offsetof(struct fg_conf_interlock, on) + sizeof(char **) &&
                offsetof(struct fg_conf_interlock, n_from) ==
-               offsetof(struct fg_conf_interlock, from) + sizeof(char **),
+               offsetof(struct fg_conf_interlock, from) + sizeof(char **) &&
+               offsetof(struct fg_conf_interlock, n_trigger_devices) ==
+               offsetof(struct fg_conf_interlock, trigger_devices) + sizeof(char **),
                "K_LIST keeps its count right after the array");
 
 /* Sources and sinks both begin with these two fields. */
@@ -654,7 +662,8 @@ static const struct conf_section sections[] = {
 	{ "interlock", TABLE(interlock_keys),
 	  NAMED(struct fg_conf_interlock, interlocks, n_interlocks), false, NULL,
 	  "# [interlock NAME]: cut charging power locally when an alarm comes in;\n"
-	  "# never restored automatically (`firegridctl interlock restore NAME`).\n",
+	  "# never restored automatically (`firegridctl interlock restore NAME`).\n"
+	  "# A rule needs `from` (Modbus devices) or `trigger_devices` (any source).\n",
 	  "shed-b3", true },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -812,6 +821,19 @@ static int check_coil(const char *v, char *err, size_t errlen)
 	int64_t n;
 	if (fg_parse_int(v, &n) < 0 || n < 0 || n > 65535)
 		return reason(err, errlen, "'%s' is not a coil address 0..65535", v);
+	return 0;
+}
+
+/* Matched exactly against device ids and topics: a wildcard would let one
+ * mistyped line cut power on alarms from anywhere. */
+static int check_trigger_device(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	if (n > 255 || mosquitto_validate_utf8(v, (int)n) != MOSQ_ERR_SUCCESS)
+		return reason(err, errlen, "'%.40s' is not a device id or topic (UTF-8, at most 255 "
+		              "bytes)", v);
+	if (strpbrk(v, "+#*"))
+		return reason(err, errlen, "'%s': wildcards are not accepted, name each detector", v);
 	return 0;
 }
 
@@ -1692,6 +1714,9 @@ static void check_modbus_refs(struct loader *l)
 			if (!find_device(c, il->from[k]))
 				conf_error(l, il->line, label, "from", "no [modbus-device %s] in this file",
 				           il->from[k]);
+		if (!il->n_from && !il->n_trigger_devices)
+			conf_error(l, il->line, label, "trigger_devices", "a rule needs `from` or "
+			           "`trigger_devices` (or both): nothing would trigger it");
 	}
 }
 

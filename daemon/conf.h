@@ -58,11 +58,12 @@
  *             timeout (0 = the bus's), offline_after, offline_interval,
  *             registers, scale, word_order (lists; see docs/modbus.md),
  *             plugin options
- *   [interlock NAME]  device, coils, from (required), cut_value (off|on),
- *             on (trigger kinds), dry_run
+ *   [interlock NAME]  device, coils (required), from and/or trigger_devices,
+ *             cut_value (off|on), on (trigger kinds), dry_run
  * A [modbus-device] may not share its name with a [source]: both name the
  * plugin instance whose state the store keeps.  Cross-references (bus,
- * device, from) must name sections of the file.
+ * device, from) must name sections of the file; trigger_devices name
+ * devices of any source and are not checked against the file.
  * Durations take a unit (500ms, 10s, 5m, 24h, 2d; bare number = seconds) and
  * are stored in the *_ms fields.  An empty value leaves an optional key unset.
  * `topics` is a whitespace/comma separated list that may continue on
@@ -237,9 +238,14 @@ struct fg_conf_interlock {
 	int cut_value;             /* value written to cut: 0 (off, default) or 1 */
 	char **on;                 /* trigger kinds, default smoke overtemp residual_current */
 	size_t n_on;
-	char **from;               /* [modbus-device] names whose alarms trigger (required) */
+	char **from;               /* [modbus-device] names whose alarms trigger */
 	size_t n_from;
 	int dry_run;               /* only log and record what would be written */
+	/* Detectors of any source whose alarms trigger: an event's device id
+	 * or its message topic, matched exactly.  A rule has from or
+	 * trigger_devices (or both). */
+	char **trigger_devices;
+	size_t n_trigger_devices;
 };
 
 struct fg_conf {

@@ -19,6 +19,8 @@ struct fg_incidents {
 	struct fg_outbox *ob;      /* may be NULL: no webhooks queued */
 	const struct fg_conf *conf;/* lifecycle settings; NULL = none */
 	int64_t settle_until_ms;   /* see fg_incidents_settle */
+	fg_incidents_watch_cb watch_cb;
+	void *watch_data;
 };
 
 /* One apply() is all-or-nothing inside the group transaction: a failure
@@ -763,7 +765,73 @@ int fg_incidents_apply(fg_incidents *inc, const struct fg_ev *ev, int64_t *ret_i
 		return rr;
 	if (ret_incident_id)
 		*ret_incident_id = id;
+	if (inc->watch_cb)
+		inc->watch_cb(inc->watch_data, ev, id);
 	return r;
+}
+
+void fg_incidents_watch(fg_incidents *inc, fg_incidents_watch_cb cb, void *data)
+{
+	inc->watch_cb = cb;
+	inc->watch_data = data;
+}
+
+void fg_incidents_unwatch(fg_incidents *inc, void *data)
+{
+	if (inc && inc->watch_data == data) {
+		inc->watch_cb = NULL;
+		inc->watch_data = NULL;
+	}
+}
+
+/* Revisions by others (fg_incidents_annotate) under a savepoint of their
+ * own: they never run inside an apply, but may run inside a caller's. */
+static const char SQL_ANNOTATE_SAVEPOINT[] = "SAVEPOINT fg_annotate";
+static const char SQL_ANNOTATE_RELEASE[] = "RELEASE fg_annotate";
+static const char SQL_ANNOTATE_ROLLBACK_TO[] = "ROLLBACK TO fg_annotate";
+
+static const char SQL_REVISE[] =
+	"UPDATE incidents SET revision = revision + (hold_until_ms IS NULL AND parent_id IS NULL)"
+	" WHERE id = ?1 AND state <> 'closed'";
+static const char SQL_STATE[] = "SELECT state FROM incidents WHERE id = ?1";
+
+int fg_incidents_annotate(fg_incidents *inc, int64_t id, int64_t at_ms, const char *actor,
+                          const char *channel, const char *note, const char *change,
+                          const struct fg_ev *trigger)
+{
+	int r = fg_store_begin(inc->st);
+	if (r >= 0)
+		r = run_stmt(inc->st, SQL_ANNOTATE_SAVEPOINT);
+	if (r < 0)
+		return r;
+	sqlite3_stmt *s = fg_store_stmt(inc->st, SQL_REVISE);
+	if (!s)
+		r = -EIO;
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		r = fg_store_step_done(s);
+	}
+	bool live = r >= 0 && sqlite3_changes(fg_store_db(inc->st)) > 0;
+	char state[24] = "";
+	s = live ? fg_store_stmt(inc->st, SQL_STATE) : NULL;
+	if (live && !s)
+		r = -EIO;
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		r = fg_store_step_row(s);
+		if (r > 0) {
+			snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(s, 0));
+			sqlite3_reset(s);
+		}
+	}
+	if (live && r >= 0)
+		r = fg_incident_history_add(inc->st, id, at_ms, state, actor, channel, note);
+	if (live && r >= 0)
+		r = fg_incidents_publish(inc, id, change, trigger, at_ms);
+	if (r < 0)
+		run_stmt(inc->st, SQL_ANNOTATE_ROLLBACK_TO);
+	int rr = run_stmt(inc->st, SQL_ANNOTATE_RELEASE);
+	return r < 0 ? r : rr < 0 ? rr : live;
 }
 
 int fg_incidents_delivered(fg_incidents *inc, int64_t incident_id, const char *sink,

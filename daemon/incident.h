@@ -172,6 +172,33 @@ int fg_incident_history_add(fg_store *st, int64_t id, int64_t at_ms, const char 
 int fg_incidents_publish(fg_incidents *inc, int64_t id, const char *change,
                          const struct fg_ev *trigger, int64_t now_ms);
 
+/* A revision of a live (not closed) incident made by something other than
+ * its device or the operations center -- the local interlock saying what
+ * it did: the revision goes up (as for every revision, not while the
+ * report is held or the incident is grouped under a site incident), one
+ * history row (from = to = its state; actor, channel, note as given) and
+ * the revision queued for the sinks as `change` with trigger (may be NULL;
+ * its attrs carry the news), through the same calls every other revision
+ * uses.  All or nothing under a savepoint of the group transaction (begins
+ * it).  1 when recorded, 0 when the incident is closed or unknown (nothing
+ * written), or -errno. */
+int fg_incidents_annotate(fg_incidents *inc, int64_t id, int64_t at_ms, const char *actor,
+                          const char *channel, const char *note, const char *change,
+                          const struct fg_ev *trigger);
+
+/* One watcher of the events fg_incidents_apply stored -- every decoded
+ * event passes there, whatever its transport (MQTT, HTTP push, event
+ * streams, Modbus polling): the local interlock uses it to act on alarms
+ * from any source.  cb runs on the loop thread after the event's savepoint
+ * is released and only when apply succeeded, with the incident it touched
+ * (0 if none); it may call fg_incidents_apply itself.  One watcher at a
+ * time: watch replaces it, unwatch removes it only while data is still the
+ * one watching (a replacement started first is kept). */
+typedef void (*fg_incidents_watch_cb)(void *data, const struct fg_ev *ev,
+                                      int64_t incident_id);
+void fg_incidents_watch(fg_incidents *inc, fg_incidents_watch_cb cb, void *data);
+void fg_incidents_unwatch(fg_incidents *inc, void *data);
+
 /* The incident's history, oldest first, as a JSON array of
  * {"at", "from", "to", "revision", "actor", "channel", "note"} (times RFC
  * 3339, absent values null) in *ret (new reference).  0 or -errno; an

@@ -9,7 +9,6 @@
 #include "metrics.h"
 #include "modbus.h"
 #include "options.h"
-#include "outbox.h"
 #include "util.h"
 
 #define COMMAND_POLL_MS 1000
@@ -45,7 +44,6 @@ struct fg_interlock {
 	fg_modbus *m;
 	fg_store *st;
 	fg_incidents *inc;
-	struct fg_outbox *ob;
 	struct rule *rules;
 	size_t n_rules;
 	uv_timer_t timer;
@@ -63,12 +61,6 @@ static const char SQL_ACTION_INSERT[] =
 static const char SQL_LAST_ACTION[] =
 	"SELECT action, value, incident_id FROM interlock_actions"
 	" WHERE rule = ?1 AND dry_run = 0 ORDER BY id DESC LIMIT 1";
-static const char SQL_REVISE[] =
-	"UPDATE incidents SET revision = revision + 1 WHERE id = ?1 AND state <> 'closed'";
-static const char SQL_HISTORY[] =
-	"INSERT INTO incident_history(incident_id, at_ms, from_state, to_state, actor,"
-	" channel, note, revision)"
-	" SELECT id, ?2, state, state, ?3, 'interlock', ?4, revision FROM incidents WHERE id = ?1";
 static const char SQL_FAULT_OPEN[] =
 	"SELECT 1 FROM incidents WHERE dedup_key = ?1 AND state <> 'closed'"
 	" AND cleared_ms IS NULL";
@@ -82,34 +74,19 @@ static const char SQL_COMMAND_DONE[] =
 
 /* A revision of a still-open incident that says what the interlock did:
  * history row, revision + 1, an "updated" webhook whose event attrs carry
- * the action.  A closed (or unknown) incident is left alone. */
+ * the action -- through fg_incidents_annotate, the path every revision
+ * takes.  A closed (or unknown) incident is left alone. */
 static int record_on_incident(fg_interlock *il, struct rule *r, int64_t incident_id,
                               int64_t at_ms, const char *note, json_t *detail)
 {
-	if (!incident_id || !il->st)
+	if (!incident_id || !il->inc)
 		return 0;
-	sqlite3_stmt *s = fg_store_stmt(il->st, SQL_REVISE);
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, incident_id);
-	int rc = fg_store_step_done(s);
-	if (rc < 0 || sqlite3_changes(fg_store_db(il->st)) == 0)
-		return rc;
+	struct fg_incident inc;
+	int rc = fg_incident_get(il->st, incident_id, &inc);
+	if (rc < 0)
+		return rc == -ENOENT ? 0 : rc;
 	char actor[128];
 	snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
-	s = fg_store_stmt(il->st, SQL_HISTORY);
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, incident_id);
-	sqlite3_bind_int64(s, 2, at_ms);
-	fg_store_bind_text(s, 3, actor);
-	fg_store_bind_text(s, 4, note);
-	if ((rc = fg_store_step_done(s)) < 0 || !il->ob)
-		return rc;
-
-	struct fg_incident inc;
-	if ((rc = fg_incident_get(il->st, incident_id, &inc)) < 0)
-		return rc;
 	json_t *attrs = json_pack("{s:O}", "interlock", detail);
 	char *attrs_s = attrs ? json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(attrs);
@@ -118,7 +95,8 @@ static int record_on_incident(fg_interlock *il, struct rule *r, int64_t incident
 		.topic = actor, .device = inc.device, .kind = inc.kind, .severity = inc.severity,
 		.clears = FG_KIND_NONE, .recv_time_ms = at_ms, .attrs_json = attrs_s,
 	};
-	rc = attrs_s ? fg_outbox_enqueue(il->ob, &inc, &ev, "updated", at_ms) : -ENOMEM;
+	rc = attrs_s ? fg_incidents_annotate(il->inc, incident_id, at_ms, actor, "interlock", note,
+	                                     "updated", &ev) : -ENOMEM;
 	free(attrs_s);
 	fg_incident_clear(&inc);
 	return rc < 0 ? rc : 0;
@@ -313,18 +291,34 @@ static void start_action(struct rule *r, enum action act, int64_t incident, int6
 	write_cb(r, &res);
 }
 
+/* Does the rule name this event's detector?  `from` by the [modbus-device]
+ * (the plugin instance, i.e. the event's source), trigger_devices by the
+ * device id or the topic of the message, so a Zigbee detector matches by
+ * its MQTT topic whether or not the bridge has told its IEEE address yet. */
+static bool rule_names(const struct rule *r, const struct fg_ev *ev)
+{
+	const struct fg_conf_interlock *c = r->conf;
+	for (size_t k = 0; k < c->n_from; k++)
+		if (strcmp(c->from[k], ev->source) == 0)
+			return true;
+	for (size_t k = 0; k < c->n_trigger_devices; k++)
+		if (strcmp(c->trigger_devices[k], ev->device) == 0 ||
+		    (ev->topic && strcmp(c->trigger_devices[k], ev->topic) == 0))
+			return true;
+	return false;
+}
+
 void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t incident_id)
 {
-	if (!il || !il->started || il->closing || !fg_kind_opens_incident(ev->kind))
+	if (!il || !il->started || il->closing || !fg_kind_opens_incident(ev->kind) ||
+	    strcmp(ev->plugin, "interlock") == 0)
 		return;
 	for (size_t i = 0; i < il->n_rules; i++) {
 		struct rule *r = &il->rules[i];
-		bool kind = false, from = false;
+		bool kind = false;
 		for (size_t k = 0; k < r->n_on; k++)
 			kind |= r->on[k] == ev->kind;
-		for (size_t k = 0; kind && k < r->conf->n_from; k++)
-			from |= strcmp(r->conf->from[k], ev->source) == 0;
-		if (!kind || !from)
+		if (!kind || !rule_names(r, ev))
 			continue;
 		char trigger[96];
 		snprintf(trigger, sizeof(trigger), "%s %s", ev->device, fg_kind_name(ev->kind));
@@ -332,6 +326,11 @@ void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t inc
 		snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
 		start_action(r, ACT_CUT, incident_id, 0, actor, trigger);
 	}
+}
+
+static void event_cb(void *data, const struct fg_ev *ev, int64_t incident_id)
+{
+	fg_interlock_on_event(data, ev, incident_id);
 }
 
 /* ---- restore commands --------------------------------------------------- */
@@ -399,8 +398,7 @@ static void command_timer_cb(uv_timer_t *t)
 /* ---- lifecycle ---------------------------------------------------------- */
 
 int fg_interlock_new(uv_loop_t *loop, const struct fg_conf *conf, struct fg_modbus *m,
-                     fg_store *st, fg_incidents *inc, struct fg_outbox *ob,
-                     fg_interlock **ret, char **ret_errors)
+                     fg_store *st, fg_incidents *inc, fg_interlock **ret, char **ret_errors)
 {
 	fg_interlock *il = calloc(1, sizeof(*il));
 	if (!il)
@@ -409,7 +407,6 @@ int fg_interlock_new(uv_loop_t *loop, const struct fg_conf *conf, struct fg_modb
 	il->m = m;
 	il->st = st;
 	il->inc = inc;
-	il->ob = ob;
 	il->rules = calloc(conf->n_interlocks ? conf->n_interlocks : 1, sizeof(*il->rules));
 	if (!il->rules) {
 		free(il);
@@ -480,6 +477,8 @@ int fg_interlock_start(fg_interlock *il)
 	uv_timer_init(il->loop, &il->timer);
 	il->timer.data = il;
 	il->started = true;
+	if (il->inc && il->n_rules)
+		fg_incidents_watch(il->inc, event_cb, il);
 	if (il->n_rules)
 		uv_timer_start(&il->timer, command_timer_cb, COMMAND_POLL_MS, COMMAND_POLL_MS);
 	return 0;
@@ -500,6 +499,7 @@ void fg_interlock_close(fg_interlock *il, void (*cb)(void *data), void *data)
 		return;
 	}
 	il->closing = true;
+	fg_incidents_unwatch(il->inc, il);
 	il->closed_cb = cb;
 	il->closed_data = data;
 	uv_close((uv_handle_t *)&il->timer, timer_closed_cb);
@@ -509,6 +509,7 @@ void fg_interlock_free(fg_interlock *il)
 {
 	if (!il)
 		return;
+	fg_incidents_unwatch(il->inc, il);
 	for (size_t i = 0; i < il->n_rules; i++)
 		free(il->rules[i].coils);
 	free(il->rules);

@@ -5,7 +5,11 @@
  * anyone -- it works with the uplink down.
  *
  *   trigger  an alarm event (not a clear) of a kind in `on` from a
- *            [modbus-device] listed in `from` (its source name)
+ *            [modbus-device] listed in `from` (its source name), or from a
+ *            detector of any source listed in `trigger_devices` (its device
+ *            id or the topic of its message: a Zigbee smoke alarm in the
+ *            shed); every event fg_incidents_apply stores is watched
+ *            (fg_incidents_watch), whatever its transport
  *   cut      write cut_value to every coil of `device`, read each back,
  *            record the action; dry_run only logs and records
  *   restore  never automatic: `firegridctl interlock restore NAME` queues a
@@ -25,7 +29,14 @@
  * not reported as a fault.  A restart reloads the last action of each rule:
  * the cut stays cut.
  *
- * Loop thread only.  Created and driven by modbus.c.
+ * History rows, revisions and webhooks go through fg_incidents_annotate,
+ * inside the same group transaction as the interlock_actions row.
+ *
+ * Loop thread only.  Created and driven by modbus.c; the coil writes run on
+ * the bus worker (fg_modbus_write_coils), never on the loop thread.  While
+ * a SIGHUP reload swaps the Modbus side (the old buses finish the request
+ * in hand, then the new rules start) no rule is watching: an alarm in that
+ * window does not cut.
  */
 #ifndef FG_INTERLOCK_H
 #define FG_INTERLOCK_H
@@ -37,7 +48,6 @@
 #include "incident.h"
 #include "store.h"
 
-struct fg_outbox;
 struct fg_modbus;
 typedef struct fg_interlock fg_interlock;
 
@@ -47,8 +57,7 @@ typedef struct fg_interlock fg_interlock;
 /* Rules of conf (cross-references were checked by the config loader).
  * loop NULL: validation only. */
 int fg_interlock_new(uv_loop_t *loop, const struct fg_conf *conf, struct fg_modbus *m,
-                     fg_store *st, fg_incidents *inc, struct fg_outbox *ob,
-                     fg_interlock **ret, char **ret_errors);
+                     fg_store *st, fg_incidents *inc, fg_interlock **ret, char **ret_errors);
 /* Load each rule's last action (commanded coil states) and start watching
  * for restore commands.  0 or -errno. */
 int fg_interlock_start(fg_interlock *il);
@@ -57,8 +66,9 @@ int fg_interlock_start(fg_interlock *il);
 void fg_interlock_close(fg_interlock *il, void (*cb)(void *data), void *data);
 void fg_interlock_free(fg_interlock *il);     /* NULL-safe */
 
-/* An event a Modbus device's plugin emitted, after it was folded into
- * incident_id (0 if none). */
+/* An event of any source, after it was folded into incident_id (0 if
+ * none).  Called by the incidents watcher once started; the interlock's
+ * own fault events never trigger. */
 void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t incident_id);
 
 #endif

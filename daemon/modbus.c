@@ -432,7 +432,6 @@ static void emit_cb(void *data, const struct fg_ev *ev)
 		fg_info("modbus", "event device=%s kind=%s severity=%s incident=%lld%s", ev->device,
 		        fg_kind_name(ev->kind), fg_severity_name(ev->severity), (long long)id,
 		        r == FG_APPLY_OPENED ? " (opened)" : r == FG_APPLY_CLEARED ? " (cleared)" : "");
-	fg_interlock_on_event(m->il, ev, id);
 }
 
 static void persist_state_cb(void *data, const char *source, const char *device,
@@ -772,6 +771,7 @@ int fg_modbus_new(uv_loop_t *loop, const struct fg_conf *conf, fg_plugin_host *h
 	char *errs = NULL;
 	if (!m)
 		return -ENOMEM;
+	(void)ob;      /* the interlock's revisions reach the sinks through inc */
 	m->loop = loop;
 	m->conf = conf;
 	m->st = st;
@@ -797,7 +797,7 @@ int fg_modbus_new(uv_loop_t *loop, const struct fg_conf *conf, fg_plugin_host *h
 	}
 	if (r == 0) {
 		char *e = NULL;
-		r = fg_interlock_new(loop, conf, m, st, inc, ob, &m->il, &e);
+		r = fg_interlock_new(loop, conf, m, st, inc, &m->il, &e);
 		if (e) {
 			append_error(&errs, "%s", e);
 			free(e);

@@ -205,6 +205,27 @@ def incident_attrs(d, incident_id):
     return json.loads(rows[0][0]) if rows and rows[0][0] else {}
 
 
+def request_log(sim, unit):
+    """(now_ms, [(ms, function, address, answered), ...]) from the simulator's
+    clock: every request unit received, answered or not, oldest first."""
+    out = json.loads(sim.cmd('log %d' % unit))
+    return out['now'], [tuple(r) for r in out['requests']]
+
+
+def poll_times(requests, key, since_ms=0):
+    """Times of the requests for key = (function, address) from since_ms on:
+    the start times of the polls of a device whose plan reads key once."""
+    return [r[0] for r in requests if r[0] >= since_ms and tuple(r[1:3]) == tuple(key)]
+
+
+def lateness(ref_ms, times, interval_s):
+    """How late each poll after a reference poll at ref_ms came, against an
+    undisturbed schedule of one poll per interval (the n-th poll after the
+    reference is due at ref + n * interval; a skipped poll counts as a full
+    interval late), in seconds."""
+    return [(t - ref_ms) / 1e3 - n * interval_s for n, t in enumerate(times, 1)]
+
+
 def poll_rates(sim, units, seconds):
     """Requests each unit answered over `seconds` of wall time."""
     before = sim.stats()
@@ -212,3 +233,18 @@ def poll_rates(sim, units, seconds):
     after = sim.stats()
     return {u: after.get(str(u), {}).get('reads', 0) - before.get(str(u), {}).get('reads', 0)
             for u in units}
+
+
+def interlock_webhook(rx, incident_id=None):
+    """(record, attrs.interlock) of the first accepted webhook that carries an
+    interlock record (of incident_id, if given), or None."""
+    for rec in rx.records():
+        if rec.get('status') != 200:
+            continue
+        if incident_id is not None and str(rec.get('incident_id')) != str(incident_id):
+            continue
+        ev = ((rec.get('body') or {}).get('data') or {}).get('event') or {}
+        il = (ev.get('attrs') or {}).get('interlock')
+        if il:
+            return rec, il
+    return None

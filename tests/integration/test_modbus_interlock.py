@@ -20,8 +20,8 @@ The local interlock against a real Modbus server (fg-modbus-sim):
 import subprocess
 
 from harness import FIREGRIDCTL, check, log, run, sink, wait_until
-from modbus_harness import (incidents_of, modbus_config, modbus_daemon, shed_sections, shed_sim,
-                            store_query, temperature, wait_incident)
+from modbus_harness import (incidents_of, interlock_webhook, modbus_config, modbus_daemon,
+                            shed_sections, shed_sim, store_query, temperature, wait_incident)
 
 COILS = (0, 1, 2, 3)
 
@@ -40,6 +40,21 @@ def interlock_sections(port, dry_run=False):
         ('interlock shed-b3', {'device': 'b3-relays', 'coils': ' '.join(map(str, COILS)),
                                'from': 'b3-temp b3-relays', 'dry_run': str(dry_run).lower()}),
     ]
+
+
+def uplink_back_cut_webhook(rx, incident_id):
+    """The uplink comes back: the signed "updated" webhook of the incident
+    whose event carries the verified cut of coils 0..3; (record, cut)."""
+    log('uplink back')
+    rx.control(status=200)
+    rec, il = wait_until(lambda: interlock_webhook(rx, incident_id), 30,
+                         'the interlock webhook')
+    check(rec['signature_ok'] and rec['type'] == 'org.firegrid.incident.updated',
+          'interlock webhook: %r' % rec)
+    check(il['action'] == 'cut' and il['verified'] is True and il['coils'] == list(COILS) and
+          il['value'] == 0 and il['readback'] == [False] * 4 and il['dry_run'] is False,
+          'interlock record: %r' % il)
+    return rec, il
 
 
 def ctl_restore(d, wait=15):
@@ -68,23 +83,7 @@ def test(env):
     hist = d.ctl('incident', str(inc['id']))['history']
     check(any(h.get('channel') == 'interlock' and 'verified' in (h.get('note') or '')
               for h in hist), 'no interlock row in the incident history: %r' % hist)
-    log('uplink back')
-    rx.control(status=200)
-
-    def interlock_hook():
-        for rec in rx.records():
-            if rec.get('status') != 200:
-                continue
-            ev = ((rec.get('body') or {}).get('data') or {}).get('event') or {}
-            il = (ev.get('attrs') or {}).get('interlock')
-            if il:
-                return rec, il
-        return None
-    rec, il = wait_until(interlock_hook, 30, 'the interlock webhook')
-    check(rec['signature_ok'] and rec['type'] == 'org.firegrid.incident.updated',
-          'interlock webhook: %r' % rec)
-    check(il['action'] == 'cut' and il['verified'] is True and il['coils'] == list(COILS) and
-          il['value'] == 0 and il['readback'] == [False] * 4, 'interlock record: %r' % il)
+    uplink_back_cut_webhook(rx, inc['id'])
     # The relays the gateway opened are not "opened unexpectedly".
     reads = sim.reads(20)
     wait_until(lambda: sim.reads(20) >= reads + 6, 20, 'three more relay polls')

@@ -26,6 +26,12 @@
  *                                  them (a welded contactor: read-back fails)
  *   stats                          "ok {"U": {"reads": n, "writes": n}, ...}"
  *   reset-stats                    zero the counters
+ *   log U                          "ok {"now": ms, "requests": [[ms, function,
+ *                                  address, answered], ...]}": U's last 512
+ *                                  requests, oldest first, answered or not
+ *                                  (a silent unit's too), at CLOCK_MONOTONIC
+ *                                  milliseconds: tests measure poll gaps
+ *                                  here, outside firegridd
  *   quit
  *
  * Each unit's tables hold 1024 entries; a request beyond them gets
@@ -39,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -50,13 +57,30 @@
 #define MAX_UNITS 248
 #define MAX_CLIENTS 32
 
+#define LOG_SIZE 512
+
+struct request {
+	long long ms;
+	int function, address;
+	bool answered;
+};
+
 struct unit {
 	modbus_mapping_t *map;
 	bool silent;
 	int exception;
 	bool stuck;
 	unsigned long reads, writes;
+	struct request log[LOG_SIZE];     /* a ring: n_log requests so far */
+	unsigned long n_log;
 };
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static struct unit units[MAX_UNITS];
 
@@ -173,6 +197,22 @@ static void cmd_stats(void)
 	reply("%s", buf);
 }
 
+static void cmd_log(const struct unit *u)
+{
+	static char buf[LOG_SIZE * 48 + 64];
+	size_t len = 0;
+	len += (size_t)snprintf(buf, sizeof(buf), "ok {\"now\": %lld, \"requests\": [", mono_ms());
+	unsigned long first = u->n_log > LOG_SIZE ? u->n_log - LOG_SIZE : 0;
+	for (unsigned long i = first; i < u->n_log && len < sizeof(buf) - 64; i++) {
+		const struct request *r = &u->log[i % LOG_SIZE];
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s[%lld, %d, %d, %d]",
+		                        i == first ? "" : ", ", r->ms, r->function, r->address,
+		                        r->answered);
+	}
+	snprintf(buf + len, sizeof(buf) - len, "]}");
+	reply("%s", buf);
+}
+
 /* One control line; returns false on quit. */
 static bool control(char *line)
 {
@@ -204,6 +244,9 @@ static bool control(char *line)
 		r = 0;
 	} else if (strcmp(tok[0], "stats") == 0) {
 		cmd_stats();
+		r = 1;
+	} else if (strcmp(tok[0], "log") == 0 && n == 2 && u) {
+		cmd_log(u);
 		r = 1;
 	} else if (strcmp(tok[0], "reset-stats") == 0) {
 		for (int i = 0; i < MAX_UNITS; i++)
@@ -251,7 +294,15 @@ static void serve(modbus_t *ctx, const uint8_t *req, int len, int header)
 	int id = req[header - 1];
 	int fc = req[header];
 	struct unit *u = unit_get(id, false);
-	if (!u || u->silent)
+	if (!u)
+		return;
+	struct request *logged = &u->log[u->n_log++ % LOG_SIZE];
+	*logged = (struct request){
+		.ms = mono_ms(), .function = fc,
+		.address = len >= header + 3 ? req[header + 1] << 8 | req[header + 2] : -1,
+		.answered = !u->silent,
+	};
+	if (u->silent)
 		return;
 	bool write = fc == 5 || fc == 6 || fc == 15 || fc == 16;
 	if (write)

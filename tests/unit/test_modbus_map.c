@@ -394,6 +394,30 @@ static void test_conf(void)
 	CHECK(e && strstr(e, "coils: '70000'") && strstr(e, "on: 'fire'") &&
 	      strstr(e, "device: no [modbus-device d]") && strstr(e, "from: no [modbus-device d]"));
 	free(e);
+	/* trigger_devices: any source, exact names; a rule needs a trigger */
+	static const char shed[] = "[modbus-bus a]\ntype = tcp\nhost = 127.0.0.1\n"
+		"[modbus-device r]\nbus = a\nunit = 1\nplugin = relay-board\n";
+	char text[1024];
+	snprintf(text, sizeof(text), "%s%s[interlock x]\ndevice = r\ncoils = 0\n", HEAD, shed);
+	e = conf_errors(text);
+	CHECK(e && strstr(e, "t.conf:13: [interlock x] trigger_devices: a rule needs "
+	                     "`from` or `trigger_devices`"));
+	free(e);
+	snprintf(text, sizeof(text), "%s%s[interlock x]\ndevice = r\ncoils = 0\n"
+	         "trigger_devices = zigbee2mqtt/shed/+\n", HEAD, shed);
+	e = conf_errors(text);
+	CHECK(e && strstr(e, "trigger_devices: 'zigbee2mqtt/shed/+': wildcards are not accepted"));
+	free(e);
+	snprintf(text, sizeof(text), "%s%s[interlock x]\ndevice = r\ncoils = 0\n"
+	         "trigger_devices = zigbee2mqtt/shed-smoke,\n  0xa4c138b1e5f3a8d0\n", HEAD, shed);
+	c = NULL;
+	errs = NULL;
+	CHECK(fg_conf_load_string("t.conf", text, &c, &errs) == 0);
+	CHECK(c && c->n_interlocks == 1 && c->interlocks[0].n_from == 0 &&
+	      c->interlocks[0].n_trigger_devices == 2 &&
+	      strcmp(c->interlocks[0].trigger_devices[1], "0xa4c138b1e5f3a8d0") == 0);
+	fg_conf_free(c);
+	free(errs);
 	e = conf_errors(HEAD "[source d]\nplugin = generic-json\ntopics = a/#\n"
 	                "[modbus-bus a]\ntype = tcp\nhost = 127.0.0.1\n"
 	                "[modbus-device d]\nbus = a\nunit = 1\nplugin = sht20\n");
