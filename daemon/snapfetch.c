@@ -161,14 +161,13 @@ static void timer_cb(uv_timer_t *t)
 	schedule(sf);
 }
 
-/* The picture joins the incident: attrs.snapshots, and a revision when the
- * incident was already sent.  Inside the group transaction. */
+/* The picture joins the incident's attrs.snapshots, and a revision
+ * (fg_incidents_annotate) goes out when the incident was already sent.
+ * Inside the group transaction. */
 static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn, int64_t now)
 {
-	static const char SQL_ATTACH[] =
-		"UPDATE incidents SET attrs = ?2,"
-		" revision = revision + (hold_until_ms IS NULL AND parent_id IS NULL)"
-		" WHERE id = ?1";
+	static const char SQL_ATTRS[] =
+		"UPDATE incidents SET attrs = ?2 WHERE id = ?1 AND state <> 'closed'";
 	fg_store *st = fg_incidents_store(sf->inc);
 	struct fg_incident row;
 	int r = fg_store_begin(st);
@@ -182,6 +181,7 @@ static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn,
 		return -ENOENT;
 	}
 	json_t *attrs = row.attrs_json ? json_loads(row.attrs_json, 0, NULL) : NULL;
+	fg_incident_clear(&row);
 	if (!json_is_object(attrs)) {
 		json_decref(attrs);
 		attrs = json_object();
@@ -199,7 +199,7 @@ static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn,
 	                                      "snapshot.jpg"));
 	char *text = json_dumps(attrs, JSON_COMPACT);
 	json_decref(attrs);
-	sqlite3_stmt *s = text ? fg_store_stmt(st, SQL_ATTACH) : NULL;
+	sqlite3_stmt *s = text ? fg_store_stmt(st, SQL_ATTRS) : NULL;
 	r = !text ? -ENOMEM : !s ? -EIO : 0;
 	if (r == 0) {
 		sqlite3_bind_int64(s, 1, j->incident_id);
@@ -210,13 +210,10 @@ static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn,
 	if (r >= 0) {
 		char note[96];
 		snprintf(note, sizeof(note), "snapshot attached %.16s", sn->sha256);
-		r = fg_incident_history_add(st, j->incident_id, now, row.state, "firegrid",
-		                            "snapshot", note);
+		r = fg_incidents_annotate(sf->inc, j->incident_id, now, "firegrid", "snapshot", note,
+		                          "updated", NULL);
 	}
-	if (r >= 0)
-		r = fg_incidents_publish(sf->inc, j->incident_id, "updated", NULL, now);
-	fg_incident_clear(&row);
-	return r;
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
 /* The URL for a log line: without user name and password. */
