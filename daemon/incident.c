@@ -19,8 +19,7 @@ struct fg_incidents {
 	struct fg_outbox *ob;      /* may be NULL: no webhooks queued */
 	const struct fg_conf *conf;/* lifecycle settings; NULL = none */
 	int64_t settle_until_ms;   /* see fg_incidents_settle */
-	fg_incidents_watch_cb watch_cb;
-	void *watch_data;
+	struct fg_incidents_watcher *watchers;
 };
 
 /* One apply() is all-or-nothing inside the group transaction: a failure
@@ -817,23 +816,25 @@ int fg_incidents_apply(fg_incidents *inc, const struct fg_ev *ev, int64_t *ret_i
 		return rr;
 	if (ret_incident_id)
 		*ret_incident_id = id;
-	if (inc->watch_cb)
-		inc->watch_cb(inc->watch_data, ev, id);
+	for (struct fg_incidents_watcher *w = inc->watchers; w; w = w->next)
+		w->cb(w->data, ev, id);
 	return r;
 }
 
-void fg_incidents_watch(fg_incidents *inc, fg_incidents_watch_cb cb, void *data)
+void fg_incidents_watch(fg_incidents *inc, struct fg_incidents_watcher *w)
 {
-	inc->watch_cb = cb;
-	inc->watch_data = data;
+	w->next = inc->watchers;
+	inc->watchers = w;
 }
 
-void fg_incidents_unwatch(fg_incidents *inc, void *data)
+void fg_incidents_unwatch(fg_incidents *inc, struct fg_incidents_watcher *w)
 {
-	if (inc && inc->watch_data == data) {
-		inc->watch_cb = NULL;
-		inc->watch_data = NULL;
-	}
+	for (struct fg_incidents_watcher **p = inc ? &inc->watchers : NULL; p && *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			w->next = NULL;
+			return;
+		}
 }
 
 /* Revisions by others (fg_incidents_annotate) under a savepoint of their

@@ -190,18 +190,23 @@ int fg_incidents_annotate(fg_incidents *inc, int64_t id, int64_t at_ms, const ch
                           const char *channel, const char *note, const char *change,
                           const struct fg_ev *trigger);
 
-/* One watcher of the events fg_incidents_apply stored -- every decoded
- * event passes there, whatever its transport (MQTT, HTTP push, event
- * streams, Modbus polling): the local interlock uses it to act on alarms
- * from any source.  cb runs on the loop thread after the event's savepoint
- * is released and only when apply succeeded, with the incident it touched
- * (0 if none); it may call fg_incidents_apply itself.  One watcher at a
- * time: watch replaces it, unwatch removes it only while data is still the
- * one watching (a replacement started first is kept). */
-typedef void (*fg_incidents_watch_cb)(void *data, const struct fg_ev *ev,
-                                      int64_t incident_id);
-void fg_incidents_watch(fg_incidents *inc, fg_incidents_watch_cb cb, void *data);
-void fg_incidents_unwatch(fg_incidents *inc, void *data);
+/* Watchers of the events fg_incidents_apply stored -- every decoded event
+ * passes there, whatever its transport (MQTT, HTTP push, event streams,
+ * Modbus polling): the local interlock uses it to act on alarms from any
+ * source.  cb runs on the loop thread after the event's savepoint is
+ * released and only when apply succeeded, with the incident it touched
+ * (0 if none); it may call fg_incidents_apply itself, but not watch or
+ * unwatch.  The watcher is owned by the caller (embedded in its object)
+ * and must stay valid until unwatched; several may watch at once (an old
+ * and a new config's interlock during a reload).  unwatch of a watcher
+ * that is not watching, or with inc NULL, does nothing. */
+struct fg_incidents_watcher {
+	void (*cb)(void *data, const struct fg_ev *ev, int64_t incident_id);
+	void *data;
+	struct fg_incidents_watcher *next;      /* owned by fg_incidents */
+};
+void fg_incidents_watch(fg_incidents *inc, struct fg_incidents_watcher *w);
+void fg_incidents_unwatch(fg_incidents *inc, struct fg_incidents_watcher *w);
 
 /* The incident's history, oldest first, as a JSON array of
  * {"at", "from", "to", "revision", "actor", "channel", "note"} (times RFC

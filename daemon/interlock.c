@@ -37,6 +37,10 @@ struct rule {
 	int64_t command;               /* restore: its command row */
 	char actor[96];
 	char trigger[96];              /* "<device> <kind>" for a cut */
+	/* an alarm that came before the rule started (a reload, start-up) */
+	bool pending;
+	int64_t pending_incident;
+	char pending_trigger[96];
 };
 
 struct fg_interlock {
@@ -47,6 +51,8 @@ struct fg_interlock {
 	struct rule *rules;
 	size_t n_rules;
 	uv_timer_t timer;
+	struct fg_incidents_watcher watcher;
+	bool watching;
 	bool started, closing;
 	void (*closed_cb)(void *data);
 	void *closed_data;
@@ -310,7 +316,7 @@ static bool rule_names(const struct rule *r, const struct fg_ev *ev)
 
 void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t incident_id)
 {
-	if (!il || !il->started || il->closing || !fg_kind_opens_incident(ev->kind) ||
+	if (!il || !il->loop || il->closing || !fg_kind_opens_incident(ev->kind) ||
 	    strcmp(ev->plugin, "interlock") == 0)
 		return;
 	for (size_t i = 0; i < il->n_rules; i++) {
@@ -322,6 +328,18 @@ void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t inc
 			continue;
 		char trigger[96];
 		snprintf(trigger, sizeof(trigger), "%s %s", ev->device, fg_kind_name(ev->kind));
+		if (!il->started) {
+			/* The buses of this config are not running yet (a reload
+			 * waits for the old ones to finish): cut once they are. */
+			if (!r->pending) {
+				r->pending = true;
+				r->pending_incident = incident_id;
+				snprintf(r->pending_trigger, sizeof(r->pending_trigger), "%s", trigger);
+				fg_warn("interlock", "alarm before the rule started rule=%s trigger=\"%s\": "
+				        "cutting once the Modbus buses run", r->conf->name, trigger);
+			}
+			continue;
+		}
 		char actor[128];
 		snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
 		start_action(r, ACT_CUT, incident_id, 0, actor, trigger);
@@ -433,6 +451,13 @@ int fg_interlock_new(uv_loop_t *loop, const struct fg_conf *conf, struct fg_modb
 				r->n_on++;
 	}
 	(void)ret_errors;    /* nothing beyond what the config loader checks */
+	/* Watch from now on, not from start: in a reload the new rules see
+	 * the alarms that come while the old buses wind down. */
+	if (loop && inc && il->n_rules) {
+		il->watcher = (struct fg_incidents_watcher){ .cb = event_cb, .data = il };
+		fg_incidents_watch(inc, &il->watcher);
+		il->watching = true;
+	}
 	*ret = il;
 	return 0;
 }
@@ -477,11 +502,25 @@ int fg_interlock_start(fg_interlock *il)
 	uv_timer_init(il->loop, &il->timer);
 	il->timer.data = il;
 	il->started = true;
-	if (il->inc && il->n_rules)
-		fg_incidents_watch(il->inc, event_cb, il);
+	for (size_t i = 0; i < il->n_rules; i++) {
+		struct rule *r = &il->rules[i];
+		if (!r->pending)
+			continue;
+		r->pending = false;
+		char actor[128];
+		snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
+		start_action(r, ACT_CUT, r->pending_incident, 0, actor, r->pending_trigger);
+	}
 	if (il->n_rules)
 		uv_timer_start(&il->timer, command_timer_cb, COMMAND_POLL_MS, COMMAND_POLL_MS);
 	return 0;
+}
+
+static void unwatch(fg_interlock *il)
+{
+	if (il->watching)
+		fg_incidents_unwatch(il->inc, &il->watcher);
+	il->watching = false;
 }
 
 static void timer_closed_cb(uv_handle_t *h)
@@ -493,13 +532,16 @@ static void timer_closed_cb(uv_handle_t *h)
 
 void fg_interlock_close(fg_interlock *il, void (*cb)(void *data), void *data)
 {
-	if (!il || !il->started || il->closing) {
+	bool first = il && !il->closing;
+	if (il) {
+		il->closing = true;           /* pending alarms are dropped too */
+		unwatch(il);
+	}
+	if (!first || !il->started) {
 		if (cb)
 			cb(data);
 		return;
 	}
-	il->closing = true;
-	fg_incidents_unwatch(il->inc, il);
 	il->closed_cb = cb;
 	il->closed_data = data;
 	uv_close((uv_handle_t *)&il->timer, timer_closed_cb);
@@ -509,7 +551,7 @@ void fg_interlock_free(fg_interlock *il)
 {
 	if (!il)
 		return;
-	fg_incidents_unwatch(il->inc, il);
+	unwatch(il);
 	for (size_t i = 0; i < il->n_rules; i++)
 		free(il->rules[i].coils);
 	free(il->rules);

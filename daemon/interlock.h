@@ -33,10 +33,11 @@
  * inside the same group transaction as the interlock_actions row.
  *
  * Loop thread only.  Created and driven by modbus.c; the coil writes run on
- * the bus worker (fg_modbus_write_coils), never on the loop thread.  While
- * a SIGHUP reload swaps the Modbus side (the old buses finish the request
- * in hand, then the new rules start) no rule is watching: an alarm in that
- * window does not cut.
+ * the bus worker (fg_modbus_write_coils), never on the loop thread.  The
+ * rules watch from fg_interlock_new (with a loop): an alarm that comes
+ * before fg_interlock_start -- a SIGHUP reload waiting for the old buses
+ * to finish the request in hand, or start-up -- is kept and cuts once the
+ * rules start; closing drops it.
  */
 #ifndef FG_INTERLOCK_H
 #define FG_INTERLOCK_H
@@ -67,8 +68,8 @@ void fg_interlock_close(fg_interlock *il, void (*cb)(void *data), void *data);
 void fg_interlock_free(fg_interlock *il);     /* NULL-safe */
 
 /* An event of any source, after it was folded into incident_id (0 if
- * none).  Called by the incidents watcher once started; the interlock's
- * own fault events never trigger. */
+ * none).  Called by the incidents watcher; the interlock's own fault
+ * events never trigger. */
 void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t incident_id);
 
 #endif

@@ -161,14 +161,13 @@ static void timer_cb(uv_timer_t *t)
 	schedule(sf);
 }
 
-/* The picture joins the incident: attrs.snapshots, and a revision when the
- * incident was already sent.  Inside the group transaction. */
+/* The picture joins the incident's attrs.snapshots, and a revision
+ * (fg_incidents_annotate) goes out when the incident was already sent.
+ * Inside the group transaction. */
 static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn, int64_t now)
 {
-	static const char SQL_ATTACH[] =
-		"UPDATE incidents SET attrs = ?2,"
-		" revision = revision + (hold_until_ms IS NULL AND parent_id IS NULL)"
-		" WHERE id = ?1";
+	static const char SQL_ATTRS[] =
+		"UPDATE incidents SET attrs = ?2 WHERE id = ?1 AND state <> 'closed'";
 	fg_store *st = fg_incidents_store(sf->inc);
 	struct fg_incident row;
 	int r = fg_store_begin(st);
@@ -182,6 +181,7 @@ static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn,
 		return -ENOENT;
 	}
 	json_t *attrs = row.attrs_json ? json_loads(row.attrs_json, 0, NULL) : NULL;
+	fg_incident_clear(&row);
 	if (!json_is_object(attrs)) {
 		json_decref(attrs);
 		attrs = json_object();
@@ -199,7 +199,7 @@ static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn,
 	                                      "snapshot.jpg"));
 	char *text = json_dumps(attrs, JSON_COMPACT);
 	json_decref(attrs);
-	sqlite3_stmt *s = text ? fg_store_stmt(st, SQL_ATTACH) : NULL;
+	sqlite3_stmt *s = text ? fg_store_stmt(st, SQL_ATTRS) : NULL;
 	r = !text ? -ENOMEM : !s ? -EIO : 0;
 	if (r == 0) {
 		sqlite3_bind_int64(s, 1, j->incident_id);
@@ -210,22 +210,36 @@ static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn,
 	if (r >= 0) {
 		char note[96];
 		snprintf(note, sizeof(note), "snapshot attached %.16s", sn->sha256);
-		r = fg_incident_history_add(st, j->incident_id, now, row.state, "firegrid",
-		                            "snapshot", note);
+		r = fg_incidents_annotate(sf->inc, j->incident_id, now, "firegrid", "snapshot", note,
+		                          "updated", NULL);
 	}
-	if (r >= 0)
-		r = fg_incidents_publish(sf->inc, j->incident_id, "updated", NULL, now);
-	fg_incident_clear(&row);
-	return r;
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+/* The URL for a log line: without user name and password. */
+static void url_for_log(const char *url, char *buf, size_t len)
+{
+	CURLU *u = curl_url();
+	char *out = NULL;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_URL, &out, 0) == CURLUE_OK)
+		snprintf(buf, len, "%s", out);
+	else
+		snprintf(buf, len, "(unparsable)");
+	curl_free(out);
+	curl_url_cleanup(u);
 }
 
 /* Retry later, or give up. */
 static void again(fg_snapfetch *sf, struct job *j)
 {
 	if (j->attempt >= (unsigned)sf->conf->snap_fetch_attempts) {
+		char url[1100];
+		url_for_log(j->url, url, sizeof(url));
 		fg_log_rl(&sf->rl, FG_LOG_WARN, MOD, "picture given up incident=%lld device=%s "
-		          "attempts=%u url=%s", (long long)j->incident_id, j->device, j->attempt,
-		          j->url);
+		          "attempts=%u url=%s", (long long)j->incident_id, j->device, j->attempt, url);
 		job_end(sf, j, "gave_up");
 		return;
 	}

@@ -16,6 +16,7 @@ static struct fg_conf_kv opts[] = {
 	{ "dwell", "30s", 1 },
 	{ "loitering_time", "10s", 2 },
 	{ "lanes", "fire_lane,b3_firelane_cam/lane2", 3 },
+	{ "api_url", "http://127.0.0.1:5000/", 4 },   /* object ids into snapshot URLs */
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -17,11 +17,13 @@ answers 503).
      webhook;
   3. after `firegridctl interlock restore`, a leakage alarm of the shed's
      Zigbee RCBO (named by its IEEE address, published under its friendly
-     name) cuts again as residual_current.
+     name) cuts again as residual_current;
+  4. a smoke alarm that arrives while a SIGHUP reload waits for the old bus
+     worker (stuck in a dead device's timeout) cuts once the new rules run.
 """
 from harness import (check, incident_device, ini, log, run, sink, wait_until, z2m_file,
                      z2m_ieee)
-from modbus_harness import shed_sections, shed_sim, store_query
+from modbus_harness import request_log, shed_sections, shed_sim, store_query
 from test_modbus_interlock import COILS, actions, coils, ctl_restore, uplink_back_cut_webhook
 
 SHED_SMOKE = 'zigbee2mqtt/shed-b3-smoke'        # not in bridge/devices
@@ -113,6 +115,35 @@ def test(env):
           'second cut for incident %d: %r' % (leak['id'], act))
     check([a[0] for a in actions(d)] == ['cut', 'restore', 'cut'],
           'actions: %r' % actions(d))
+
+    # 4. an alarm while a reload swaps the Modbus side: the old bus worker
+    # is inside a dead device's 4 s timeout, so the new rules start only
+    # after it; the alarm that came meanwhile still cuts, once they run.
+    rc, out = ctl_restore(d)
+    check(rc == 0 and coils(sim) == [1, 1, 1, 1], 'restore before the reload: %s' % out)
+    sim.cmd('unit 30')
+    sim.cmd('silent 30 on')
+    dead = [('modbus-device b3-dead', {'bus': 'shed-b3', 'unit': 30, 'plugin': 'sht20',
+                                       'interval': '1s', 'offline_interval': '1s',
+                                       'timeout': '4s'})]
+    d.write_config(d.config_text() + '\n' + ini(sections + dead))
+    d.reload()
+    d.wait_log('main: reloaded', 30)
+    d.wait_log('modbus: polling', 30, count=2)
+    _, before = request_log(sim, 30)
+    wait_until(lambda: len(request_log(sim, 30)[1]) > len(before), 20,
+               'a request to the dead device')
+    n_actions = len(actions(d))
+    d.reload()                     # the old worker now waits up to 4 s
+    d.wait_log('main: reloading', 10, count=2)
+    publish(env, broker, SHED_SMOKE, 'heiman_hs1sa_smoke_cleared.json')
+    publish(env, broker, SHED_SMOKE, 'heiman_hs1sa_smoke_alarm_active.json')
+    wait_until(lambda: len(actions(d)) > n_actions, 30, 'the cut after the reload recorded')
+    check('alarm before the rule started rule=shed-b3' in d.log_text(),
+          'the alarm did not come while the reload was under way (test timing)')
+    act = actions(d)[-1]
+    check(act[:4] == ('cut', 1, 1, 0) and act[5] == inc['id'] and
+          coils(sim) == [0, 0, 0, 0], 'cut after the reload: %r, coils %r' % (act, coils(sim)))
     check(d.stop() == 0, 'firegridd did not exit cleanly')
 
 

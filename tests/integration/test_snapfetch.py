@@ -16,7 +16,11 @@ real firegridd, with a test HTTP server standing in for Frigate's API
     attached once it answers;
   - Frigate answers 404 forever on cam2 and garbage on cam3: counted
     (firegrid_snapshot_fetch_total{result}), the incidents are delivered
-    all the same, without pictures.
+    all the same, without pictures;
+  - after a reload with [escalation] fire_lane_hold: the picture arrives
+    while the report is held, so no extra revision is made and the released
+    `opened` (data.event null) carries it;
+  - SIGTERM while a fetch hangs: abandoned, counted, clean exit.
 """
 import base64
 import hashlib
@@ -78,7 +82,9 @@ class FrigateApi:
                     and parts[4] == 'snapshot.jpg' else None
                 seq = api.answers.get(oid, [(404, b'{"message":"Event not found"}')])
                 n = sum(1 for p, _ in api.requests if p == path)
-                status, body = seq[min(n, len(seq)) - 1]
+                status, body, *delay = seq[min(n, len(seq)) - 1]
+                if delay:
+                    time.sleep(delay[0])    # a slow Frigate
                 self.send_response(status)
                 self.send_header('Content-Type', 'image/jpeg' if status == 200 else
                                  'application/json')
@@ -130,6 +136,8 @@ def body(env):
     late = bigger_jpeg(3000)
     api = FrigateApi({
         'car-ok': [(200, jpeg)],
+        'car-held': [(200, jpeg)],
+        'car-slow': [(200, jpeg, 20)],
         'car-late': [(404, b'{"message":"Event not found"}'), (200, late)],
         'car-404': [(404, b'{"message":"Event not found"}')],
         'car-garbage': [(200, b'<html>this is not a picture</html>')],
@@ -226,10 +234,36 @@ def run(env, api, jpeg, late):
         h.check(changes(hooks) == ['opened'] and not incident_snapshots(hooks[0]),
                 '%s: %s' % (lane, changes(hooks)))
 
+    # With the report held back (fire_lane_hold), the picture comes in
+    # during the hold: no extra revision, the released `opened` carries it.
+    d.write_config(d.config_text() + '\n' + h.ini([
+        ('client reader', {'token': READER, 'allow': 'read'}),
+        ('snapshots', {'fetch_timeout': '5s', 'fetch_attempts': 3, 'fetch_retry': '300ms'}),
+        ('escalation', {'fire_lane_hold': '4s'})]))
+    d.reload()
+    d.wait_log('main: reloaded')
+    lane = 'cam5/fire_lane'
+    park(fr, 'car-held', 'cam5')
+    h.wait_until(lambda: webhooks(rx_inline, lane), 30, 'the held report')
+    time.sleep(1)
+    hooks = webhooks(rx_inline, lane)
+    h.check(changes(hooks) == ['opened'], 'held report: %s' % changes(hooks))
+    ref = (incident_snapshots(hooks[0]) or [{}])[0]
+    h.check(hooks[0]['body']['data'].get('event') is None and
+            ref.get('sha256') == hashlib.sha256(jpeg).hexdigest() and
+            base64.b64decode(ref.get('data_base64', '')) == jpeg,
+            'the released report without its picture: %r' % hooks[0]['body']['data'])
+
     for rx in (rx_plain, rx_inline, rx_small):
         h.check(rx.records() and all(r.get('signature_ok') is True for r in rx.records()),
                 'bad signature at %s' % rx.name)
+
+    # Stopping while a fetch hangs: abandoned (counted), a clean exit.
+    park(fr, 'car-slow', 'cam6')
+    h.wait_until(lambda: api.hits('car-slow'), 30, 'the slow fetch to start')
     h.check(d.stop() == 0, 'firegridd did not exit cleanly:\n' + h.tail(d.log_text()))
+    h.check(d.metric('firegrid_snapshot_fetch_total', 'result', 'dropped') == 1,
+            'the abandoned fetch counted as dropped')
 
 
 if __name__ == '__main__':
