@@ -512,8 +512,8 @@ static int reopen_closed(struct apply *a, int64_t id, fg_severity sev)
 /*
  * Attributes whose change is news for the operations centre while the
  * condition goes on: a blocked fire lane's plate (often read after the lane
- * was reported) and its number of vehicles.  Other attrs (dwell, pictures,
- * times) follow the latest event silently.
+ * was reported) and its number of vehicles.  Other attrs (dwell, times)
+ * follow the latest event silently; pictures accumulate (attrs_fold).
  */
 static const struct {
 	fg_kind kind;
@@ -555,10 +555,52 @@ static bool attrs_revise(const struct fg_ev *ev, const char *old_json, char *not
 	return used > 0;
 }
 
+/* Most pictures one incident keeps in attrs.snapshots. */
+#define INCIDENT_MAX_SNAPSHOTS 16
+
+/*
+ * A repeat's attrs replace the incident's, except its pictures: the incident
+ * keeps the ones it has (a Frigate snapshot fetched after the report, pictures
+ * pushed with earlier posts) and gains the event's new ones, so a later
+ * revision (a plate read late) never drops a picture the operations centre
+ * was already sent.  The earliest INCIDENT_MAX_SNAPSHOTS stay: they show how
+ * the condition began.  Returns the merged attrs (malloc'd), or NULL when the
+ * event's own attrs stand as they are.
+ */
+static char *attrs_fold(const char *old_json, const char *new_json)
+{
+	if (!old_json || !new_json || !strstr(old_json, "\"snapshots\""))
+		return NULL;
+	json_t *old = json_loads(old_json, 0, NULL), *now = json_loads(new_json, 0, NULL);
+	json_t *kept = json_object_get(old, "snapshots");
+	char *out = NULL;
+	if (json_is_object(now) && json_is_array(kept) && json_array_size(kept) > 0) {
+		json_t *merged = json_deep_copy(kept);
+		json_t *fresh = json_object_get(now, "snapshots");
+		size_t i, j;
+		json_t *pic, *have;
+		json_array_foreach(json_is_array(fresh) ? fresh : NULL, i, pic) {
+			const char *sha = json_string_value(json_object_get(pic, "sha256"));
+			bool known = false;
+			json_array_foreach(merged, j, have)
+				known = known || (sha && json_equal(json_object_get(have, "sha256"),
+				                                    json_object_get(pic, "sha256")));
+			if (!known && json_array_size(merged) < INCIDENT_MAX_SNAPSHOTS)
+				json_array_append(merged, pic);
+		}
+		json_object_set_new(now, "snapshots", merged);
+		out = json_dumps(now, JSON_COMPACT);
+	}
+	json_decref(old);
+	json_decref(now);
+	return out;
+}
+
 /* An alarm for a key that has an incident that is not closed.  attrs_note
- * (NULL = none) says which revising attribute changed (attrs_revise). */
+ * (NULL = none) says which revising attribute changed (attrs_revise); attrs
+ * (NULL = the event's) is what the incident's attrs become. */
 static int fold(struct apply *a, int64_t id, const char *state, fg_severity severity,
-                bool cleared, const char *attrs_note)
+                bool cleared, const char *attrs_note, const char *attrs)
 {
 	const struct fg_ev *ev = a->ev;
 	fg_store *st = a->inc->st;
@@ -578,7 +620,7 @@ static int fold(struct apply *a, int64_t id, const char *state, fg_severity seve
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, a->now_ms);
 	bind_value(s, 3, ev);
-	fg_store_bind_text(s, 5, ev->attrs_json);
+	fg_store_bind_text(s, 5, attrs ? attrs : ev->attrs_json);
 	sqlite3_bind_int64(s, 6, event_id);
 	if (revise)
 		fg_store_bind_text(s, 7, fg_severity_name(new_sev));
@@ -625,10 +667,12 @@ static int apply_alarm(struct apply *a, int64_t *ret_id)
 			sev = FG_SEV_INFO;
 		bool cleared = sqlite3_column_type(s, 3) != SQLITE_NULL;
 		char note[128];
-		bool news = attrs_revise(a->ev, (const char *)sqlite3_column_text(s, 4), note,
-		                         sizeof(note));
+		const char *old_attrs = (const char *)sqlite3_column_text(s, 4);
+		bool news = attrs_revise(a->ev, old_attrs, note, sizeof(note));
+		char *attrs = attrs_fold(old_attrs, a->ev->attrs_json);
 		sqlite3_reset(s);
-		r = fold(a, id, state, sev, cleared, news ? note : NULL);
+		r = fold(a, id, state, sev, cleared, news ? note : NULL, attrs);
+		free(attrs);
 		*ret_id = id;
 	} else if (r == 0) {
 		int64_t closed_id = 0;

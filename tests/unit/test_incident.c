@@ -356,6 +356,42 @@ static void test_lane_attrs_revise(void)
 	CHECK(outbox_rows(id, "updated") == 0);
 }
 
+/* A repeat that carries no pictures (a plate read late) keeps the incident's
+ * pictures; one with new pictures adds them, once each, up to the cap. */
+static void test_pictures_survive_repeats(void)
+{
+	int64_t id = -1, id2 = -1;
+	struct fg_ev ev = test_ev("cam/2/region1", FG_KIND_FIRE_LANE_BLOCKED, FG_SEV_MAJOR, 9200);
+	ev.attrs_json = "{\"vehicles\":1,\"snapshots\":[{\"sha256\":\"aa\",\"url\":\"u/aa\"}]}";
+	CHECK(fg_incidents_apply(incs, &ev, &id) == FG_APPLY_OPENED);
+	ev.attrs_json = "{\"vehicles\":1,\"plate\":\"B777\"}";
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT && id2 == id);
+	CHECK(q("SELECT count(*) FROM incidents WHERE id = %lld AND attrs ->> '$.plate' = 'B777'"
+	        " AND json_array_length(attrs, '$.snapshots') = 1"
+	        " AND attrs ->> '$.snapshots[0].sha256' = 'aa'", (long long)id) == 1);
+	CHECK(outbox_rows(id, "updated") == 1);
+
+	ev.attrs_json = "{\"vehicles\":1,\"snapshots\":[{\"sha256\":\"aa\",\"url\":\"u/aa\"},"
+	                "{\"sha256\":\"bb\",\"url\":\"u/bb\"}]}";
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT && id2 == id);
+	CHECK(q("SELECT count(*) FROM incidents WHERE id = %lld"
+	        " AND json_array_length(attrs, '$.snapshots') = 2"
+	        " AND attrs ->> '$.snapshots[1].sha256' = 'bb'"
+	        " AND attrs ->> '$.plate' IS NULL", (long long)id) == 1);
+
+	char big[4096];
+	size_t n = (size_t)snprintf(big, sizeof(big), "{\"snapshots\":[");
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s{\"sha256\":\"c%d\"}", i ? "," : "", i);
+	snprintf(big + n, sizeof(big) - n, "]}");
+	ev.attrs_json = big;
+	CHECK(fg_incidents_apply(incs, &ev, &id2) == FG_APPLY_REPEAT);
+	CHECK(q("SELECT json_array_length(attrs, '$.snapshots') FROM incidents WHERE id = %lld",
+	        (long long)id) == 16);
+	CHECK(q("SELECT count(*) FROM incidents WHERE id = %lld AND attrs ->> '$.snapshots[0].sha256' = 'aa'",
+	        (long long)id) == 1);
+}
+
 int main(void)
 {
 	test_dir_make();
@@ -371,6 +407,7 @@ int main(void)
 	test_persist_and_unique_while_open();
 	test_long_device_id();
 	test_lane_attrs_revise();
+	test_pictures_survive_repeats();
 	close_all();
 	fg_incident_clear(NULL);
 	fg_incidents_free(NULL);
