@@ -366,7 +366,7 @@ static void reload_cb(uv_signal_t *h, int signum)
 		r = fg_ingest_new(nc, d->host, d->st, d->inc, &ning, &errs);
 	}
 	if (r == 0)
-		r = fg_modbus_new(&d->loop, nc, d->host, d->st, d->inc, d->ob, &nmodbus, &errs);
+		r = fg_modbus_new(&d->loop, nc, d->host, d->st, d->inc, &nmodbus, &errs);
 	if (r < 0) {
 		log_errors("reload rejected, keeping the running config", errs);
 		free(errs);
@@ -445,7 +445,7 @@ static int check_config(struct fg_conf *conf)
 	if (r == 0)
 		r = fg_ingest_new(conf, host, NULL, NULL, &ing, &errs);
 	if (r == 0)
-		r = fg_modbus_new(NULL, conf, host, NULL, NULL, NULL, &modbus, &errs);
+		r = fg_modbus_new(NULL, conf, host, NULL, NULL, &modbus, &errs);
 	if (r < 0) {
 		if (errs)
 			fprintf(stderr, "%s\n", errs);
@@ -536,7 +536,7 @@ int main(int argc, char **argv)
 		free(errs);
 		goto out;
 	}
-	if ((r = fg_modbus_new(&d.loop, d.conf, d.host, d.st, d.inc, d.ob, &d.modbus, &errs)) < 0) {
+	if ((r = fg_modbus_new(&d.loop, d.conf, d.host, d.st, d.inc, &d.modbus, &errs)) < 0) {
 		log_errors("cannot start Modbus devices", errs ? errs : fg_strerror(r));
 		free(errs);
 		goto out;

@@ -764,14 +764,12 @@ static int bus_setup(struct mb_bus *b)
 }
 
 int fg_modbus_new(uv_loop_t *loop, const struct fg_conf *conf, fg_plugin_host *host,
-                  fg_store *st, fg_incidents *inc, struct fg_outbox *ob, fg_modbus **ret,
-                  char **ret_errors)
+                  fg_store *st, fg_incidents *inc, fg_modbus **ret, char **ret_errors)
 {
 	fg_modbus *m = calloc(1, sizeof(*m));
 	char *errs = NULL;
 	if (!m)
 		return -ENOMEM;
-	(void)ob;      /* the interlock's revisions reach the sinks through inc */
 	m->loop = loop;
 	m->conf = conf;
 	m->st = st;

@@ -61,7 +61,6 @@
 #include "plugin_host.h"
 #include "store.h"
 
-struct fg_outbox;
 typedef struct fg_modbus fg_modbus;
 
 /*
@@ -71,12 +70,11 @@ typedef struct fg_modbus fg_modbus;
  * --check-config` and SIGHUP run it before committing to a config.  On a
  * config error returns -EINVAL with every message ("FILE:LINE: [section]
  * key: reason", newline-separated) in *ret_errors (malloc'd).
- * conf, host, st, inc and ob must outlive the object (ob is no longer
- * used: the interlock's webhooks are queued through inc's outbox).
+ * conf, host, st and inc must outlive the object (the interlock's
+ * webhooks are queued through inc's outbox).
  */
 int fg_modbus_new(uv_loop_t *loop, const struct fg_conf *conf, fg_plugin_host *host,
-                  fg_store *st, fg_incidents *inc, struct fg_outbox *ob, fg_modbus **ret,
-                  char **ret_errors);
+                  fg_store *st, fg_incidents *inc, fg_modbus **ret, char **ret_errors);
 
 /* Start the workers, the poll timers and the interlock.  0 or -errno. */
 int fg_modbus_start(fg_modbus *m);
