@@ -85,6 +85,13 @@ json_t *fg_cloudevent_incident_json(const struct fg_incident *inc)
 	json_t *snaps = json_object_get(attrs, "snapshots");
 	if (json_is_array(snaps) && json_array_size(snaps))
 		bad |= json_object_set(o, "snapshots", snaps);
+	/* The incident's own attributes (its latest event's, pictures kept):
+	 * a revision without an event (a held fire-lane report released, a
+	 * center action) still says which plate blocks the lane. */
+	if (json_is_object(attrs))
+		bad |= json_object_set(o, "attrs", attrs);
+	else
+		bad |= set(o, "attrs", json_object());
 	json_decref(attrs);
 	if (bad) {
 		json_decref(o);

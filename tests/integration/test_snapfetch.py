@@ -253,6 +253,11 @@ def run(env, api, jpeg, late):
             ref.get('sha256') == hashlib.sha256(jpeg).hexdigest() and
             base64.b64decode(ref.get('data_base64', '')) == jpeg,
             'the released report without its picture: %r' % hooks[0]['body']['data'])
+    # No event in a released report, but the incident's attrs say what blocks
+    # the lane (and keep the picture).
+    attrs = hooks[0]['body']['data']['incident'].get('attrs') or {}
+    h.check(attrs.get('vehicles') == 1 and attrs.get('snapshots', [{}])[0].get('sha256') ==
+            ref.get('sha256'), 'the released report without the lane attrs: %r' % attrs)
 
     for rx in (rx_plain, rx_inline, rx_small):
         h.check(rx.records() and all(r.get('signature_ok') is True for r in rx.records()),

@@ -39,6 +39,7 @@ static void test_realarm_with_event(void)
 	ev.topic = "zigbee2mqtt/b3/smoke";
 	ev.device_time_ms = 1741918365000LL;
 	ev.attrs_json = "{\"model\":\"HS1SA\",\"linkquality\":120,\"battery\":99}";
+	inc.attrs_json = (char *)ev.attrs_json;
 	char *body = fg_cloudevent_build("gw1", "gw1-42-2", "updated", &inc, &ev, 1741918365125LL);
 	check_body(body,
 		"{\"data\":{"
@@ -49,7 +50,8 @@ static void test_realarm_with_event(void)
 		"\"device_time\":\"2025-03-14T02:12:45.000Z\",\"kind\":\"smoke\","
 		"\"received_at\":\"2025-03-14T02:12:45.120Z\",\"severity\":\"critical\","
 		"\"topic\":\"zigbee2mqtt/b3/smoke\"},"
-		"\"incident\":{\"case_no\":null,\"cleared_at\":null,\"closed_at\":null,"
+		"\"incident\":{\"attrs\":{\"battery\":99,\"linkquality\":120,\"model\":\"HS1SA\"},"
+		"\"case_no\":null,\"cleared_at\":null,\"closed_at\":null,"
 		"\"confirmed\":false,\"count\":3,\"deadline\":null,"
 		"\"dedup_key\":\"0x00158d0001a2b3c4|smoke\",\"dispatched_at\":null,"
 		"\"dispatched_unit\":null,\"disposition\":null,"
@@ -126,7 +128,7 @@ static void test_cleared_with_value(void)
 		"\"event\":{\"attrs\":{},\"clears\":\"residual_current\",\"kind\":\"clear\","
 		"\"received_at\":\"2025-03-14T02:13:25.000Z\",\"severity\":\"info\","
 		"\"topic\":\"sheds/1/3\",\"unit\":\"mA\",\"value\":0.1},"
-		"\"incident\":{\"case_no\":\"SH-2025-0314-007\","
+		"\"incident\":{\"attrs\":{},\"case_no\":\"SH-2025-0314-007\","
 		"\"cleared_at\":\"2025-03-14T02:13:25.000Z\",\"closed_at\":null,"
 		"\"confirmed\":true,\"count\":1,\"deadline\":\"2025-03-14T03:13:25.120Z\","
 		"\"dedup_key\":\"shed1-port3|residual_current\","
