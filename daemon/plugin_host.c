@@ -809,6 +809,39 @@ static int64_t host_now_ms(fg_decode_ctx *ctx)
 	return ctx ? inst_now(ctx->si) : fg_now_ms();
 }
 
+/*
+ * The instance whose init() is running, for option_error(): init() runs on
+ * one thread (the loop's, or the config check's before it), one instance at
+ * a time, and the host vtable is shared, so this is where the context is.
+ */
+static struct {
+	FILE *errors;
+	const char *conf_path;
+	const struct fg_conf_source *src;
+	int n;
+} init_ctx;
+
+static void opt_error(FILE *f, const char *conf_path, int line, const struct fg_conf_source *src,
+                      const char *key, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void host_option_error(const char *key, const char *fmt, ...)
+{
+	if (!init_ctx.errors || !key)
+		return;
+	const struct fg_conf_source *src = init_ctx.src;
+	int line = src->line;
+	for (size_t i = 0; i < src->n_opts; i++)
+		if (strcmp(src->opts[i].key, key) == 0)
+			line = src->opts[i].line;
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	opt_error(init_ctx.errors, init_ctx.conf_path, line, src, key, "%s", why);
+	init_ctx.n++;
+}
+
 static const struct fg_host host_vtable = {
 	.struct_size = sizeof(struct fg_host),
 	.abi_major = FG_PLUGIN_ABI_MAJOR,
@@ -819,6 +852,7 @@ static const struct fg_host host_vtable = {
 	.state_set = host_state_set,
 	.now_ms = host_now_ms,
 	.wake_at = host_wake_at,
+	.option_error = host_option_error,
 };
 
 /* Append one "path:line: [source NAME] key: reason" line to the error text
@@ -912,11 +946,24 @@ int fg_source_inst_new(fg_plugin_host *host, const char *conf_path,
 		goto fail;
 	}
 	if (si->plugin->init) {
+		init_ctx.errors = f;
+		init_ctx.conf_path = conf_path;
+		init_ctx.src = src;
+		init_ctx.n = 0;
 		r = si->plugin->init(&host_vtable, si->config, &si->pstate);
+		int named = init_ctx.n;
+		init_ctx.errors = NULL;
+		if (r >= 0 && named > 0) {
+			/* It named a bad option yet started: the option wins. */
+			if (si->plugin->fini)
+				si->plugin->fini(si->pstate);
+			r = -EINVAL;
+		}
 		if (r < 0) {
-			opt_error(f, conf_path, src->line, src, "plugin",
-			          "plugin '%s' refused to start: %s", si->plugin->name,
-			          fg_strerror(r));
+			if (!named)
+				opt_error(f, conf_path, src->line, src, "plugin",
+				          "plugin '%s' refused to start: %s", si->plugin->name,
+				          fg_strerror(r));
 			si->pstate = NULL;
 			goto fail;
 		}

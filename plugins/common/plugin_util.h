@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,24 @@
  * few KiB each) get PU_MAX_LIST_PAYLOAD. */
 #define PU_MAX_PAYLOAD (1024 * 1024)
 #define PU_MAX_LIST_PAYLOAD (16 * 1024 * 1024)
+
+/* From init(): name the bad option (fg_host.option_error, when the host
+ * has it) and return -EINVAL, so a refusal reads
+ * "firegrid.conf:12: [source cams] api_url: must start with http:// ...". */
+__attribute__((format(printf, 3, 4)))
+static PU_UNUSED int pu_option_error(const struct fg_host *host, const char *key,
+                                     const char *fmt, ...)
+{
+	if (host && FG_HOST_HAS_OPTION_ERROR(host) && host->option_error) {
+		char why[256];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		host->option_error(key, "%s", why);
+	}
+	return -EINVAL;
+}
 
 static PU_UNUSED const char *pu_json_type(const json_t *v)
 {

@@ -74,7 +74,7 @@ static int dahua_init(const struct fg_host *host, const void *config, void **ret
 {
 	const struct dahua_config *cfg = config;
 	if (cfg->camera && strchr(cfg->camera, '/'))
-		return -EINVAL;
+		return pu_option_error(host, "camera", "must not contain '/' (it is part of device ids)");
 	struct dahua *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;

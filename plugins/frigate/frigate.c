@@ -120,19 +120,24 @@ struct frigate {
 
 static int parse_lanes(struct frigate *f, const char *list)
 {
+	const struct fg_host *h = f->host;
 	for (const char *p = list ? list : ""; *p;) {
 		p += strspn(p, ", \t");
 		size_t w = strcspn(p, ", \t");
 		if (!w)
 			break;
-		if (f->n_lanes == MAX_LANES || w >= NAME_MAX_LEN)
-			return -EINVAL;
+		if (f->n_lanes == MAX_LANES)
+			return pu_option_error(h, "lanes", "more than %d lanes", MAX_LANES);
+		if (w >= NAME_MAX_LEN)
+			return pu_option_error(h, "lanes", "'%.*s' is longer than %d characters",
+			                       (int)w, p, NAME_MAX_LEN - 1);
 		struct lane_spec *l = &f->lanes[f->n_lanes++];
 		const char *slash = memchr(p, '/', w);
 		if (slash) {
 			size_t cw = (size_t)(slash - p);
 			if (!cw || cw + 1 == w || memchr(slash + 1, '/', w - cw - 1))
-				return -EINVAL;
+				return pu_option_error(h, "lanes", "'%.*s' is not ZONE or CAMERA/ZONE",
+				                       (int)w, p);
 			memcpy(l->camera, p, cw);
 			memcpy(l->zone, slash + 1, w - cw - 1);
 		} else {
@@ -140,7 +145,7 @@ static int parse_lanes(struct frigate *f, const char *list)
 		}
 		p += w;
 	}
-	return f->n_lanes ? 0 : -EINVAL;
+	return f->n_lanes ? 0 : pu_option_error(h, "lanes", "no fire-lane zone given");
 }
 
 static int frigate_init(const struct fg_host *host, const void *config, void **ret_state)
@@ -148,24 +153,25 @@ static int frigate_init(const struct fg_host *host, const void *config, void **r
 	const struct frigate_config *cfg = config;
 	if (!cfg->base_topic || !cfg->base_topic[0] || strlen(cfg->base_topic) > 100 ||
 	    strpbrk(cfg->base_topic, "+#"))
-		return -EINVAL;
+		return pu_option_error(host, "base_topic",
+		                       "must be a topic of 1..100 characters without + or #");
+	const char *api = cfg->api_url;
+	if (api && api[0] && ((strncmp(api, "http://", 7) && strncmp(api, "https://", 8)) ||
+	                      strlen(api) > 512 || strpbrk(api, "?# \t")))
+		return pu_option_error(host, "api_url",
+		                       "must be an http:// or https:// URL of at most 512 "
+		                       "characters, without query, fragment or spaces");
+	if (cfg->snapshot_query && (strlen(cfg->snapshot_query) > 256 ||
+	                            strpbrk(cfg->snapshot_query, "# \t")))
+		return pu_option_error(host, "snapshot_query",
+		                       "must be a query string of at most 256 characters, "
+		                       "without # or spaces");
 	struct frigate *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	f->host = host;
 	f->cfg = cfg;
 	if (parse_lanes(f, cfg->lanes) < 0) {
-		free(f);
-		return -EINVAL;
-	}
-	const char *api = cfg->api_url;
-	if (api && api[0] && ((strncmp(api, "http://", 7) && strncmp(api, "https://", 8)) ||
-	                      strlen(api) > 512 || strpbrk(api, "?# \t"))) {
-		free(f);
-		return -EINVAL;
-	}
-	if (cfg->snapshot_query && (strlen(cfg->snapshot_query) > 256 ||
-	                            strpbrk(cfg->snapshot_query, "# \t"))) {
 		free(f);
 		return -EINVAL;
 	}

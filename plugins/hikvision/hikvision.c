@@ -139,19 +139,22 @@ static int hik_init(const struct fg_host *host, const void *config, void **ret_s
 			break;
 		char item[48];
 		if (w >= sizeof(item))
-			return -EINVAL;
+			return pu_option_error(host, "io_inputs", "'%.*s' is too long", (int)w, p);
 		memcpy(item, p, w);
 		item[w] = '\0';
 		char *colon = strchr(item, ':');
 		if (!colon || colon == item || strspn(item, "0123456789") != (size_t)(colon - item))
-			return -EINVAL;
+			return pu_option_error(host, "io_inputs", "'%s' is not INPUT:KIND (e.g. 1:smoke)",
+			                       item);
 		static const char *const kinds[] = { "smoke", "heat", "co", "fault", "tamper",
 		                                     "overtemp", "overcurrent", "residual_current" };
 		bool ok = false;
 		for (size_t i = 0; i < PU_ARRAY_LEN(kinds); i++)
 			ok |= strcmp(colon + 1, kinds[i]) == 0;
 		if (!ok)
-			return -EINVAL;
+			return pu_option_error(host, "io_inputs",
+			                       "'%s': the kind is none of smoke heat co fault tamper "
+			                       "overtemp overcurrent residual_current", item);
 		p += w;
 	}
 	struct hik *k = calloc(1, sizeof(*k));

@@ -122,13 +122,24 @@ static int mg_init(const struct fg_host *host, const void *config, void **ret_st
 	g->residual.unit = "mA";
 	g->smoke_active_low = cfg->smoke_active_low != 0;
 	struct mg_watch smoke = { .n = 0 };
-	if (mg_names(cfg->overtemp_value, &g->overtemp) < 0 ||
-	    mg_names(cfg->overcurrent_value, &g->overcurrent) < 0 ||
-	    mg_names(cfg->residual_current_value, &g->residual) < 0 ||
-	    mg_names(cfg->smoke_value, &smoke) < 0 || smoke.n > 1 || g->overtemp.n > 1 ||
-	    g->residual.n > 1) {
-		free(g);
-		return -EINVAL;
+	const struct {
+		const char *key, *text;
+		struct mg_watch *w;
+		size_t max;
+	} names[] = {
+		{ "overtemp_value", cfg->overtemp_value, &g->overtemp, 1 },
+		{ "overcurrent_value", cfg->overcurrent_value, &g->overcurrent, MG_MAX_NAMES },
+		{ "residual_current_value", cfg->residual_current_value, &g->residual, 1 },
+		{ "smoke_value", cfg->smoke_value, &smoke, 1 },
+	};
+	for (size_t i = 0; i < PU_ARRAY_LEN(names); i++) {
+		if (mg_names(names[i].text, names[i].w) < 0 || names[i].w->n > names[i].max) {
+			free(g);
+			return pu_option_error(host, names[i].key,
+			                       "expected %s register map entry name%s ([a-z0-9_])",
+			                       names[i].max == 1 ? "one" : "the",
+			                       names[i].max == 1 ? "" : "s");
+		}
 	}
 	if (smoke.n)
 		snprintf(g->smoke, sizeof(g->smoke), "%s", smoke.names[0]);

@@ -59,8 +59,9 @@ struct rb {
 static int rb_init(const struct fg_host *host, const void *config, void **ret_state)
 {
 	const struct rb_config *cfg = config;
-	if (cfg->smoke_input > cfg->inputs)
-		return -EINVAL;     /* the input must be one that is read */
+	if (cfg->smoke_input > cfg->inputs)   /* the input must be one that is read */
+		return pu_option_error(host, "smoke_input", "input %d, but the board reads %d inputs",
+		                       (int)cfg->smoke_input, (int)cfg->inputs);
 	struct rb *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;

@@ -82,7 +82,7 @@ static int shelly_init(const struct fg_host *host, const void *config, void **re
 {
 	const struct shelly_config *cfg = config;
 	if (!cfg->gen1_prefix || !cfg->gen1_prefix[0] || strchr(cfg->gen1_prefix, '/'))
-		return -EINVAL;
+		return pu_option_error(host, "gen1_prefix", "must be one topic level (no '/')");
 	struct shelly *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

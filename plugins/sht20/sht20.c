@@ -51,7 +51,8 @@ static int sht_init(const struct fg_host *host, const void *config, void **ret_s
 {
 	const struct sht_config *cfg = config;
 	if (cfg->min_plausible >= cfg->max_plausible)
-		return -EINVAL;
+		return pu_option_error(host, "max_plausible", "%g is not above min_plausible %g",
+		                       cfg->max_plausible, cfg->min_plausible);
 	struct sht *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

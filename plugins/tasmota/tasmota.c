@@ -118,14 +118,15 @@ static int tasmota_init(const struct fg_host *host, const void *config, void **r
 	for (char *l = strtok_r(t->pattern, "/", &save); l; l = strtok_r(NULL, "/", &save)) {
 		if (t->n_levels == MAX_LEVELS || strchr(l, '+') || strchr(l, '#')) {
 			tasmota_fini(t);
-			return -EINVAL;
+			return pu_option_error(host, "full_topic",
+			                       "at most %d levels, without + or #", MAX_LEVELS);
 		}
 		has_topic |= strcmp(l, "%topic%") == 0;
 		t->levels[t->n_levels++] = l;
 	}
 	if (!has_topic) {
 		tasmota_fini(t);
-		return -EINVAL;
+		return pu_option_error(host, "full_topic", "needs a %%topic%% level");
 	}
 	*ret_state = t;
 	return 0;

@@ -118,7 +118,7 @@ static int z2m_init(const struct fg_host *host, const void *config, void **ret_s
 		z->base_len--;
 	if (!z->base_len || memchr(base, '+', z->base_len) || memchr(base, '#', z->base_len)) {
 		z2m_fini(z);
-		return -EINVAL;
+		return pu_option_error(host, "base_topic", "must be a topic without + or #");
 	}
 	z->base = strndup(base, z->base_len);
 	z->heat_buf = strdup(cfg->heat_models ? cfg->heat_models : "");

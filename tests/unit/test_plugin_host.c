@@ -261,6 +261,57 @@ static void test_option_errors(void)
 	fg_plugin_host_free(h);
 }
 
+/* Values only init() can judge are reported at their own key and line
+ * (fg_host.option_error), not as a bare "refused to start". */
+static void test_init_option_errors(void)
+{
+	fg_plugin_host *h;
+	CHECK(fg_plugin_host_new(NULL, &h) == 0);
+	struct fg_conf_kv kv[] = {
+		{ "lanes", "fire_lane", 12 },
+		{ "api_url", "ftp://frigate.local:5000", 13 },
+	};
+	struct fg_conf_source src = { .name = "cams", .line = 11, .plugin = "frigate",
+	                              .opts = kv, .n_opts = 2 };
+	fg_source_inst *si = NULL;
+	char *errors = NULL;
+	CHECK(fg_source_inst_new(h, "test.conf", &src, &si, &errors) == -EINVAL && !si);
+	CHECK_CONTAINS(errors, "test.conf:13: [source cams] api_url: must be an http:// or https:// URL");
+	CHECK(errors && !strstr(errors, "refused to start"));
+	free(errors);
+
+	kv[0].value = "front/";
+	kv[1].value = "http://192.168.10.5:5000";
+	errors = NULL;
+	CHECK(fg_source_inst_new(h, "test.conf", &src, &si, &errors) == -EINVAL && !si);
+	CHECK_CONTAINS(errors, "test.conf:12: [source cams] lanes: 'front/' is not ZONE or CAMERA/ZONE");
+	free(errors);
+
+	kv[0].value = "front/fire_lane";
+	errors = NULL;
+	CHECK(fg_source_inst_new(h, "test.conf", &src, &si, &errors) == 0 && si && !errors);
+	fg_source_inst_free(si);
+
+	struct fg_conf_kv rb[] = { { "smoke_input", "3", 21 } };
+	src = (struct fg_conf_source){ .name = "b3-relays", .line = 20, .plugin = "relay-board",
+	                               .opts = rb, .n_opts = 1 };
+	si = NULL;
+	errors = NULL;
+	CHECK(fg_source_inst_new(h, "test.conf", &src, &si, &errors) == -EINVAL && !si);
+	CHECK_CONTAINS(errors, "test.conf:21: [source b3-relays] smoke_input: input 3, but the board reads 0 inputs");
+	free(errors);
+
+	/* A key left at its default is reported at the section's line. */
+	struct fg_conf_kv sht[] = { { "min_plausible", "200", 31 } };
+	src = (struct fg_conf_source){ .name = "b3-temp", .line = 30, .plugin = "sht20",
+	                               .opts = sht, .n_opts = 1 };
+	errors = NULL;
+	CHECK(fg_source_inst_new(h, "test.conf", &src, &si, &errors) == -EINVAL && !si);
+	CHECK_CONTAINS(errors, "test.conf:30: [source b3-temp] max_plausible: 125 is not above min_plausible 200");
+	free(errors);
+	fg_plugin_host_free(h);
+}
+
 /* ---- a scripted plugin for emit validation and state ------------------------ */
 
 static int last_emit_rc, last_state_rc;
@@ -518,6 +569,7 @@ int main(void)
 	test_bad_modules();
 	test_refusal_isolated();
 	test_option_errors();
+	test_init_option_errors();
 	test_emit_validation();
 	test_state();
 	test_json_line();

@@ -254,11 +254,28 @@ struct fg_host {
 	 * bytes) or -ENOSPC (more than 65536 pending wake-ups per instance).
 	 */
 	int (*wake_at)(fg_decode_ctx *ctx, const char *device, int64_t at_ms);
+
+	/* ---- appended to ABI v1 (check FG_HOST_HAS_OPTION_ERROR(host) first) ---- */
+
+	/*
+	 * From init() only: say which option is wrong and why, before returning
+	 * -EINVAL.  The host reports it as "FILE:LINE: [source NAME] KEY: reason"
+	 * at the line where KEY is set (the section's line when it is not set),
+	 * the way it reports option values it checks itself, instead of a bare
+	 * "plugin refused to start".  Call it once per bad option; calls outside
+	 * init() are ignored.
+	 */
+	void (*option_error)(const char *key, const char *fmt, ...)
+		__attribute__((format(printf, 2, 3)));
 };
 
 /* Whether a host (as handed to init()) offers wake_at. */
 #define FG_HOST_HAS_WAKE_AT(h)                                                  \
 	((h)->struct_size >= offsetof(struct fg_host, wake_at) + sizeof((h)->wake_at))
+
+/* Whether a host (as handed to init()) offers option_error. */
+#define FG_HOST_HAS_OPTION_ERROR(h)                                             \
+	((h)->struct_size >= offsetof(struct fg_host, option_error) + sizeof((h)->option_error))
 
 /* fg_msg.transport of a wake-up requested with fg_host.wake_at(). */
 #define FG_TRANSPORT_WAKE "wake"
