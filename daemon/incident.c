@@ -522,22 +522,18 @@ static const struct {
 	{ FG_KIND_FIRE_LANE_BLOCKED, { "plate", "vehicles", NULL } },
 };
 
-/* Did a revising attribute of the event change against the incident's
- * attrs (old_json, may be NULL)?  An attribute the event does not carry is
- * no change.  Writes "plate: - -> X" style notes into note. */
-static bool attrs_revise(const struct fg_ev *ev, const char *old_json, char *note, size_t len)
+/* Most pictures one incident keeps in attrs.snapshots. */
+#define INCIDENT_MAX_SNAPSHOTS 16
+
+/* Did a revising attribute (keys) of the event (now) change against the
+ * incident's attrs (old)?  An attribute the event does not carry is no
+ * change.  Writes "plate: - -> X" style notes into note. */
+static bool attrs_revise(const char *const *keys, const json_t *now, const json_t *old,
+                         char *note, size_t len)
 {
-	const char *const *keys = NULL;
-	for (size_t i = 0; i < sizeof(revising_attrs) / sizeof(revising_attrs[0]); i++)
-		if (revising_attrs[i].kind == ev->kind)
-			keys = revising_attrs[i].keys;
-	if (!keys || !ev->attrs_json)
-		return false;
-	json_t *now = json_loads(ev->attrs_json, 0, NULL);
-	json_t *old = old_json ? json_loads(old_json, 0, NULL) : NULL;
 	size_t used = 0;
 	note[0] = '\0';
-	for (size_t k = 0; keys[k]; k++) {
+	for (size_t k = 0; keys && keys[k]; k++) {
 		json_t *n = json_object_get(now, keys[k]), *o = json_object_get(old, keys[k]);
 		if (!n || json_is_null(n) || (o && json_equal(n, o)))
 			continue;
@@ -550,13 +546,8 @@ static bool attrs_revise(const struct fg_ev *ev, const char *old_json, char *not
 		if (w > 0)
 			used = (size_t)w >= len - used ? len - 1 : used + (size_t)w;
 	}
-	json_decref(now);
-	json_decref(old);
 	return used > 0;
 }
-
-/* Most pictures one incident keeps in attrs.snapshots. */
-#define INCIDENT_MAX_SNAPSHOTS 16
 
 /*
  * A repeat's attrs replace the incident's, except its pictures: the incident
@@ -567,33 +558,54 @@ static bool attrs_revise(const struct fg_ev *ev, const char *old_json, char *not
  * the condition began.  Returns the merged attrs (malloc'd), or NULL when the
  * event's own attrs stand as they are.
  */
-static char *attrs_fold(const char *old_json, const char *new_json)
+static char *attrs_fold(json_t *now, const json_t *old)
 {
-	if (!old_json || !new_json || !strstr(old_json, "\"snapshots\""))
-		return NULL;
-	json_t *old = json_loads(old_json, 0, NULL), *now = json_loads(new_json, 0, NULL);
 	json_t *kept = json_object_get(old, "snapshots");
-	char *out = NULL;
-	if (json_is_object(now) && json_is_array(kept) && json_array_size(kept) > 0) {
-		json_t *merged = json_deep_copy(kept);
-		json_t *fresh = json_object_get(now, "snapshots");
-		size_t i, j;
-		json_t *pic, *have;
-		json_array_foreach(json_is_array(fresh) ? fresh : NULL, i, pic) {
-			const char *sha = json_string_value(json_object_get(pic, "sha256"));
-			bool known = false;
-			json_array_foreach(merged, j, have)
-				known = known || (sha && json_equal(json_object_get(have, "sha256"),
-				                                    json_object_get(pic, "sha256")));
-			if (!known && json_array_size(merged) < INCIDENT_MAX_SNAPSHOTS)
-				json_array_append(merged, pic);
-		}
-		json_object_set_new(now, "snapshots", merged);
-		out = json_dumps(now, JSON_COMPACT);
+	if (!json_is_object(now) || !json_is_array(kept) || json_array_size(kept) == 0)
+		return NULL;
+	json_t *merged = json_deep_copy(kept);
+	json_t *fresh = json_object_get(now, "snapshots");
+	size_t i, j;
+	json_t *pic, *have;
+	json_array_foreach(json_is_array(fresh) ? fresh : NULL, i, pic) {
+		const char *sha = json_string_value(json_object_get(pic, "sha256"));
+		bool known = false;
+		json_array_foreach(merged, j, have)
+			known = known || (sha && json_equal(json_object_get(have, "sha256"),
+			                                    json_object_get(pic, "sha256")));
+		if (!known && json_array_size(merged) < INCIDENT_MAX_SNAPSHOTS)
+			json_array_append(merged, pic);
 	}
-	json_decref(old);
+	json_object_set_new(now, "snapshots", merged);
+	return json_dumps(now, JSON_COMPACT);
+}
+
+/*
+ * What a repeat of the event does to the incident's attrs (old_json, may be
+ * NULL), with each side parsed once and only when it matters (a kind with
+ * revising attributes, an incident with pictures): true when a revising
+ * attribute changed (note says which), and in *ret_attrs what the attrs
+ * become (malloc'd; NULL = the event's as they are).
+ */
+static bool attrs_repeat(const struct fg_ev *ev, const char *old_json, char *note, size_t len,
+                         char **ret_attrs)
+{
+	const char *const *keys = NULL;
+	for (size_t i = 0; i < sizeof(revising_attrs) / sizeof(revising_attrs[0]); i++)
+		if (revising_attrs[i].kind == ev->kind)
+			keys = revising_attrs[i].keys;
+	bool pictures = old_json && strstr(old_json, "\"snapshots\"");
+	*ret_attrs = NULL;
+	if (!ev->attrs_json || (!keys && !pictures))
+		return false;
+	json_t *now = json_loads(ev->attrs_json, 0, NULL);
+	json_t *old = old_json ? json_loads(old_json, 0, NULL) : NULL;
+	bool news = attrs_revise(keys, now, old, note, len);
+	if (pictures)
+		*ret_attrs = attrs_fold(now, old);
 	json_decref(now);
-	return out;
+	json_decref(old);
+	return news;
 }
 
 /* An alarm for a key that has an incident that is not closed.  attrs_note
@@ -667,9 +679,9 @@ static int apply_alarm(struct apply *a, int64_t *ret_id)
 			sev = FG_SEV_INFO;
 		bool cleared = sqlite3_column_type(s, 3) != SQLITE_NULL;
 		char note[128];
-		const char *old_attrs = (const char *)sqlite3_column_text(s, 4);
-		bool news = attrs_revise(a->ev, old_attrs, note, sizeof(note));
-		char *attrs = attrs_fold(old_attrs, a->ev->attrs_json);
+		char *attrs;
+		bool news = attrs_repeat(a->ev, (const char *)sqlite3_column_text(s, 4), note,
+		                         sizeof(note), &attrs);
 		sqlite3_reset(s);
 		r = fold(a, id, state, sev, cleared, news ? note : NULL, attrs);
 		free(attrs);
