@@ -78,6 +78,22 @@ static const char SQL_COMMAND_DONE[] =
 
 /* ---- records ------------------------------------------------------------ */
 
+/* The coil value an action writes. */
+static int action_value(const struct rule *r, enum action act)
+{
+	return act == ACT_CUT ? r->conf->cut_value : !r->conf->cut_value;
+}
+
+/* {"interlock": detail} as the attrs of the events that record an action
+ * (malloc'd; NULL when out of memory). */
+static char *event_attrs(json_t *detail)
+{
+	json_t *attrs = json_pack("{s:O}", "interlock", detail);
+	char *text = attrs ? json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(attrs);
+	return text;
+}
+
 /* A revision of a still-open incident that says what the interlock did:
  * history row, revision + 1, an "updated" webhook whose event attrs carry
  * the action -- through fg_incidents_annotate, the path every revision
@@ -93,9 +109,7 @@ static int record_on_incident(fg_interlock *il, struct rule *r, int64_t incident
 		return rc == -ENOENT ? 0 : rc;
 	char actor[128];
 	snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
-	json_t *attrs = json_pack("{s:O}", "interlock", detail);
-	char *attrs_s = attrs ? json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(attrs);
+	char *attrs_s = event_attrs(detail);
 	struct fg_ev ev = {
 		.source = inc.source, .plugin = inc.plugin, .transport = "modbus",
 		.topic = actor, .device = inc.device, .kind = inc.kind, .severity = inc.severity,
@@ -115,9 +129,7 @@ static void record_fault(fg_interlock *il, struct rule *r, bool failed, json_t *
 {
 	if (!il->inc || failed == r->fault_open)
 		return;
-	json_t *attrs = json_pack("{s:O}", "interlock", detail);
-	char *attrs_s = attrs ? json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(attrs);
+	char *attrs_s = event_attrs(detail);
 	struct fg_ev ev = {
 		.source = r->conf->name, .plugin = "interlock", .transport = "modbus",
 		.topic = r->fault_device, .device = r->fault_device,
@@ -146,7 +158,7 @@ static json_t *coils_json(const uint16_t *coils, size_t n)
 static void record_action(fg_interlock *il, struct rule *r, const struct fg_modbus_write_result *res)
 {
 	int64_t now = fg_now_ms();
-	int value = r->act == ACT_CUT ? r->conf->cut_value : !r->conf->cut_value;
+	int value = action_value(r, r->act);
 	bool dry = res == NULL;
 	bool verified = res && res->verified;
 	json_t *readback = json_array();
@@ -270,7 +282,7 @@ static void start_action(struct rule *r, enum action act, int64_t incident, int6
 	r->command = command;
 	snprintf(r->actor, sizeof(r->actor), "%s", actor);
 	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger ? trigger : "");
-	int value = act == ACT_CUT ? r->conf->cut_value : !r->conf->cut_value;
+	int value = action_value(r, act);
 	if (r->conf->dry_run) {
 		fg_warn("interlock", "dry run: would %s rule=%s device=%s coils=%zu value=%d "
 		        "trigger=\"%s\"", action_names[act], r->conf->name, r->conf->device,
