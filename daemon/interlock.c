@@ -25,19 +25,19 @@ struct rule {
 	size_t n_coils;
 	fg_kind on[MAX_ON];
 	size_t n_on;
-	char fault_device[96];         /* "interlock/<rule>" */
+	char fault_device[96];         /* "interlock/<rule>", also its actor */
 	bool fault_open;
 	int64_t last_cut_incident;     /* the incident of the last cut */
 	/* the write in flight, if busy */
 	bool busy;
-	bool again;                    /* another trigger came while busy */
-	int64_t again_incident;
 	enum action act;
 	int64_t incident;
 	int64_t command;               /* restore: its command row */
 	char actor[96];
 	char trigger[96];              /* "<device> <kind>" for a cut */
-	/* an alarm that came before the rule started (a reload, start-up) */
+	/* a cut to make once the rule can: an alarm that came before the
+	 * rule started (a reload, start-up: the first one) or while a write
+	 * was in flight (the latest one) */
 	bool pending;
 	int64_t pending_incident;
 	char pending_trigger[96];
@@ -107,8 +107,7 @@ static int record_on_incident(fg_interlock *il, struct rule *r, int64_t incident
 	int rc = fg_incident_get(il->st, incident_id, &inc);
 	if (rc < 0)
 		return rc == -ENOENT ? 0 : rc;
-	char actor[128];
-	snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
+	const char *actor = r->fault_device;
 	char *attrs_s = event_attrs(detail);
 	struct fg_ev ev = {
 		.source = inc.source, .plugin = inc.plugin, .transport = "modbus",
@@ -240,6 +239,23 @@ static void record_action(fg_interlock *il, struct rule *r, const struct fg_modb
 static void start_action(struct rule *r, enum action act, int64_t incident, int64_t command,
                          const char *actor, const char *trigger);
 
+/* Remember a cut for later (see struct rule's pending). */
+static void defer_cut(struct rule *r, int64_t incident, const char *trigger)
+{
+	r->pending = true;
+	r->pending_incident = incident;
+	snprintf(r->pending_trigger, sizeof(r->pending_trigger), "%s", trigger ? trigger : "");
+}
+
+/* Make the remembered cut, if any, as the interlock itself. */
+static void run_pending(struct rule *r)
+{
+	if (!r->pending)
+		return;
+	r->pending = false;
+	start_action(r, ACT_CUT, r->pending_incident, 0, r->fault_device, r->pending_trigger);
+}
+
 static void write_cb(void *data, const struct fg_modbus_write_result *res)
 {
 	struct rule *r = data;
@@ -259,10 +275,8 @@ static void write_cb(void *data, const struct fg_modbus_write_result *res)
 		r->last_cut_incident = r->incident;
 	record_action(il, r, res);
 	r->command = 0;
-	if (r->again && !il->closing) {
-		r->again = false;
-		start_action(r, ACT_CUT, r->again_incident, 0, r->actor, r->trigger);
-	}
+	if (!il->closing)
+		run_pending(r);
 }
 
 static void start_action(struct rule *r, enum action act, int64_t incident, int64_t command,
@@ -271,10 +285,8 @@ static void start_action(struct rule *r, enum action act, int64_t incident, int6
 	fg_interlock *il = r->il;
 	if (r->busy) {
 		/* A restore waits in its table; another cut is remembered. */
-		if (act == ACT_CUT) {
-			r->again = true;
-			r->again_incident = incident;
-		}
+		if (act == ACT_CUT)
+			defer_cut(r, incident, trigger);
 		return;
 	}
 	r->act = act;
@@ -344,17 +356,13 @@ void fg_interlock_on_event(fg_interlock *il, const struct fg_ev *ev, int64_t inc
 			/* The buses of this config are not running yet (a reload
 			 * waits for the old ones to finish): cut once they are. */
 			if (!r->pending) {
-				r->pending = true;
-				r->pending_incident = incident_id;
-				snprintf(r->pending_trigger, sizeof(r->pending_trigger), "%s", trigger);
+				defer_cut(r, incident_id, trigger);
 				fg_warn("interlock", "alarm before the rule started rule=%s trigger=\"%s\": "
 				        "cutting once the Modbus buses run", r->conf->name, trigger);
 			}
 			continue;
 		}
-		char actor[128];
-		snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
-		start_action(r, ACT_CUT, incident_id, 0, actor, trigger);
+		start_action(r, ACT_CUT, incident_id, 0, r->fault_device, trigger);
 	}
 }
 
@@ -514,15 +522,8 @@ int fg_interlock_start(fg_interlock *il)
 	uv_timer_init(il->loop, &il->timer);
 	il->timer.data = il;
 	il->started = true;
-	for (size_t i = 0; i < il->n_rules; i++) {
-		struct rule *r = &il->rules[i];
-		if (!r->pending)
-			continue;
-		r->pending = false;
-		char actor[128];
-		snprintf(actor, sizeof(actor), "interlock/%s", r->conf->name);
-		start_action(r, ACT_CUT, r->pending_incident, 0, actor, r->pending_trigger);
-	}
+	for (size_t i = 0; i < il->n_rules; i++)
+		run_pending(&il->rules[i]);
 	if (il->n_rules)
 		uv_timer_start(&il->timer, command_timer_cb, COMMAND_POLL_MS, COMMAND_POLL_MS);
 	return 0;
