@@ -549,6 +549,26 @@ static bool attrs_revise(const char *const *keys, const json_t *now, const json_
 	return used > 0;
 }
 
+/* Add the pictures of fresh (an array, or anything else: none) to list,
+ * each once (by sha256), up to INCIDENT_MAX_SNAPSHOTS; how many were
+ * added. */
+static size_t snapshots_merge(json_t *list, const json_t *fresh)
+{
+	size_t i, j, added = 0;
+	json_t *pic, *have;
+	json_array_foreach(json_is_array(fresh) ? fresh : NULL, i, pic) {
+		const char *sha = json_string_value(json_object_get(pic, "sha256"));
+		bool known = false;
+		json_array_foreach(list, j, have)
+			known = known || (sha && json_equal(json_object_get(have, "sha256"),
+			                                    json_object_get(pic, "sha256")));
+		if (!known && json_array_size(list) < INCIDENT_MAX_SNAPSHOTS &&
+		    json_array_append(list, pic) == 0)
+			added++;
+	}
+	return added;
+}
+
 /*
  * A repeat's attrs replace the incident's, except its pictures: the incident
  * keeps the ones it has (a Frigate snapshot fetched after the report, pictures
@@ -564,18 +584,7 @@ static char *attrs_fold(json_t *now, const json_t *old)
 	if (!json_is_object(now) || !json_is_array(kept) || json_array_size(kept) == 0)
 		return NULL;
 	json_t *merged = json_deep_copy(kept);
-	json_t *fresh = json_object_get(now, "snapshots");
-	size_t i, j;
-	json_t *pic, *have;
-	json_array_foreach(json_is_array(fresh) ? fresh : NULL, i, pic) {
-		const char *sha = json_string_value(json_object_get(pic, "sha256"));
-		bool known = false;
-		json_array_foreach(merged, j, have)
-			known = known || (sha && json_equal(json_object_get(have, "sha256"),
-			                                    json_object_get(pic, "sha256")));
-		if (!known && json_array_size(merged) < INCIDENT_MAX_SNAPSHOTS)
-			json_array_append(merged, pic);
-	}
+	snapshots_merge(merged, json_object_get(now, "snapshots"));
 	json_object_set_new(now, "snapshots", merged);
 	return json_dumps(now, JSON_COMPACT);
 }
@@ -891,6 +900,62 @@ void fg_incidents_unwatch(fg_incidents *inc, struct fg_incidents_watcher *w)
 			w->next = NULL;
 			return;
 		}
+}
+
+static const char SQL_ATTRS_OF[] =
+	"SELECT attrs FROM incidents WHERE id = ?1 AND device = ?2 AND kind = ?3"
+	" AND state <> 'closed'";
+static const char SQL_ATTRS_SET[] = "UPDATE incidents SET attrs = ?2 WHERE id = ?1";
+
+int fg_incidents_add_snapshot(fg_incidents *inc, int64_t id, const char *device, fg_kind kind,
+                              const json_t *ref, int64_t at_ms)
+{
+	int r = fg_store_begin(inc->st);
+	sqlite3_stmt *s = r < 0 ? NULL : fg_store_stmt(inc->st, SQL_ATTRS_OF);
+	if (r >= 0 && !s)
+		r = -EIO;
+	if (r < 0)
+		return r;
+	fg_store_bind_text(s, 2, device);
+	fg_store_bind_text(s, 3, fg_kind_name(kind));
+	sqlite3_bind_int64(s, 1, id);
+	r = fg_store_step_row(s);
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	const char *text = (const char *)sqlite3_column_text(s, 0);
+	json_t *attrs = text ? json_loads(text, 0, NULL) : NULL;
+	sqlite3_reset(s);
+	if (!json_is_object(attrs)) {
+		json_decref(attrs);
+		attrs = json_object();
+	}
+	json_t *list = json_object_get(attrs, "snapshots");
+	if (!json_is_array(list)) {
+		list = json_array();
+		json_object_set_new(attrs, "snapshots", list);
+	}
+	json_t *one = json_pack("[O]", ref);
+	size_t added = one && list ? snapshots_merge(list, one) : 0;
+	json_decref(one);
+	char *out = added ? json_dumps(attrs, JSON_COMPACT) : NULL;
+	json_decref(attrs);
+	if (!added)
+		return 0;
+	s = out ? fg_store_stmt(inc->st, SQL_ATTRS_SET) : NULL;
+	r = !out ? -ENOMEM : !s ? -EIO : 0;
+	if (r == 0) {
+		sqlite3_bind_int64(s, 1, id);
+		fg_store_bind_text(s, 2, out);
+		r = fg_store_step_done(s);
+	}
+	free(out);
+	if (r < 0)
+		return r;
+	char note[96];
+	snprintf(note, sizeof(note), "snapshot attached %.16s",
+	         json_string_value(json_object_get(ref, "sha256")) ?: "?");
+	r = fg_incidents_annotate(inc, id, at_ms, "firegrid", "snapshot", note, "updated", NULL);
+	return r < 0 ? r : r == 0 ? -ENOENT : 1;
 }
 
 /* Revisions by others (fg_incidents_annotate) under a savepoint of their

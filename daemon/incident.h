@@ -39,6 +39,7 @@
 #define FG_INCIDENT_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include "event.h"
 #include "store.h"
 
@@ -189,6 +190,16 @@ int fg_incidents_publish(fg_incidents *inc, int64_t id, const char *change,
 int fg_incidents_annotate(fg_incidents *inc, int64_t id, int64_t at_ms, const char *actor,
                           const char *channel, const char *note, const char *change,
                           const struct fg_ev *trigger);
+
+/* A camera picture (ref: fg_snapshot_ref's object) for the live incident
+ * id of (device, kind), fetched after its event (snapfetch.h): it joins the
+ * incident's attrs.snapshots the way pictures of repeats do (once by
+ * sha256, at most 16) and, when new, a revision "updated" with history
+ * note "snapshot attached <sha256>" goes out through fg_incidents_annotate.
+ * Inside the group transaction (begins it).  1 attached, 0 already there,
+ * -ENOENT when the incident is closed or not that one, or -errno. */
+int fg_incidents_add_snapshot(fg_incidents *inc, int64_t id, const char *device, fg_kind kind,
+                              const json_t *ref, int64_t at_ms);
 
 /* Watchers of the events fg_incidents_apply stored -- every decoded event
  * passes there, whatever its transport (MQTT, HTTP push, event streams,

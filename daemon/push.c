@@ -60,16 +60,12 @@ static int take_pictures(fg_push *p, const char *body, size_t len, const char *b
 				          "err=\"%s\"", source, part.body_len,
 				          s == -EINVAL ? "not a JPEG or PNG" : fg_strerror(s));
 			} else {
-				char url[512], name[128] = "";
+				char name[128] = "";
 				size_t dl;
 				const char *disp = mp_header(&part, "content-disposition", &dl);
 				if (disp)
 					mp_param(disp, dl, "name", name, sizeof(name));
-				fg_snapshots_url(p->snap, sn.sha256, url, sizeof(url));
-				json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "sha256", sn.sha256, "url", url,
-				                      "type", sn.type, "bytes", (json_int_t)sn.bytes);
-				if (o && name[0])
-					json_object_set_new(o, "name", json_string(name));
+				json_t *o = fg_snapshot_ref(p->snap, &sn, name);
 				char *v = o ? json_dumps(o, JSON_COMPACT) : NULL;
 				json_decref(o);
 				if (v) {

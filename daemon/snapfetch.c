@@ -161,59 +161,16 @@ static void timer_cb(uv_timer_t *t)
 	schedule(sf);
 }
 
-/* The picture joins the incident's attrs.snapshots, and a revision
- * (fg_incidents_annotate) goes out when the incident was already sent.
- * Inside the group transaction. */
+/* The picture joins the incident (fg_incidents_add_snapshot): 0, or
+ * -ENOENT when the incident is closed or gone, or -errno. */
 static int attach(fg_snapfetch *sf, struct job *j, const struct fg_snapshot *sn, int64_t now)
 {
-	static const char SQL_ATTRS[] =
-		"UPDATE incidents SET attrs = ?2 WHERE id = ?1 AND state <> 'closed'";
-	fg_store *st = fg_incidents_store(sf->inc);
-	struct fg_incident row;
-	int r = fg_store_begin(st);
-	if (r >= 0)
-		r = fg_incident_get(st, j->incident_id, &row);
-	if (r < 0)
-		return r;
-	if (!row.device || strcmp(row.device, j->device) != 0 || row.kind != j->kind ||
-	    (row.state && strcmp(row.state, FG_STATE_CLOSED) == 0)) {
-		fg_incident_clear(&row);
-		return -ENOENT;
-	}
-	json_t *attrs = row.attrs_json ? json_loads(row.attrs_json, 0, NULL) : NULL;
-	fg_incident_clear(&row);
-	if (!json_is_object(attrs)) {
-		json_decref(attrs);
-		attrs = json_object();
-	}
-	json_t *list = json_object_get(attrs, "snapshots");
-	if (!json_is_array(list)) {
-		list = json_array();
-		json_object_set_new(attrs, "snapshots", list);
-	}
-	char url[512];
-	fg_snapshots_url(sf->snap, sn->sha256, url, sizeof(url));
-	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I,s:s}", "sha256", sn->sha256,
-	                                      "url", url, "type", sn->type,
-	                                      "bytes", (json_int_t)sn->bytes, "name",
-	                                      "snapshot.jpg"));
-	char *text = json_dumps(attrs, JSON_COMPACT);
-	json_decref(attrs);
-	sqlite3_stmt *s = text ? fg_store_stmt(st, SQL_ATTRS) : NULL;
-	r = !text ? -ENOMEM : !s ? -EIO : 0;
-	if (r == 0) {
-		sqlite3_bind_int64(s, 1, j->incident_id);
-		fg_store_bind_text(s, 2, text);
-		r = fg_store_step_done(s);
-	}
-	free(text);
-	if (r >= 0) {
-		char note[96];
-		snprintf(note, sizeof(note), "snapshot attached %.16s", sn->sha256);
-		r = fg_incidents_annotate(sf->inc, j->incident_id, now, "firegrid", "snapshot", note,
-		                          "updated", NULL);
-	}
-	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+	json_t *ref = fg_snapshot_ref(sf->snap, sn, "snapshot.jpg");
+	int r = ref ? fg_incidents_add_snapshot(sf->inc, j->incident_id, j->device, j->kind, ref,
+	                                        now)
+	            : -ENOMEM;
+	json_decref(ref);
+	return r < 0 ? r : 0;
 }
 
 /* The URL for a log line: without user name and password. */

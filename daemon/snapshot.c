@@ -195,6 +195,19 @@ void fg_snapshots_free(fg_snapshots *s)
 	free(s);
 }
 
+json_t *fg_snapshot_ref(const fg_snapshots *s, const struct fg_snapshot *sn, const char *name)
+{
+	char url[512];
+	fg_snapshots_url(s, sn->sha256, url, sizeof(url));
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "sha256", sn->sha256, "url", url, "type", sn->type,
+	                      "bytes", (json_int_t)sn->bytes);
+	if (o && name && name[0] && json_object_set_new(o, "name", json_string(name)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
 int fg_snapshots_sweep(fg_snapshots *s, int64_t now_ms)
 {
 	int n = 0;

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "conf.h"
 #include "http.h"
 
@@ -58,6 +59,11 @@ int fg_snapshots_put(fg_snapshots *s, const void *data, size_t len, int64_t now_
 
 /* "<base_url>/v1/snapshots/<sha256>" into buf. */
 void fg_snapshots_url(const fg_snapshots *s, const char *sha256, char *buf, size_t len);
+
+/* How events and incidents reference a stored picture:
+ * {"sha256", "url", "type", "bytes"} and "name" when given (new reference;
+ * NULL when out of memory). */
+json_t *fg_snapshot_ref(const fg_snapshots *s, const struct fg_snapshot *sn, const char *name);
 
 /* Delete pictures over the age limit (and over the size quota); returns how
  * many went.  Called by the daemon's housekeeping. */

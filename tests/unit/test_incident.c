@@ -392,6 +392,30 @@ static void test_pictures_survive_repeats(void)
 	        (long long)id) == 1);
 }
 
+/* A picture fetched after the event joins the incident once: a second
+ * fetch of the same picture (a re-alarm) adds nothing and sends nothing;
+ * a closed or other incident is refused. */
+static void test_add_snapshot(void)
+{
+	int64_t id = -1;
+	struct fg_ev ev = test_ev("cam/3/region1", FG_KIND_FIRE_LANE_BLOCKED, FG_SEV_MAJOR, 9300);
+	ev.attrs_json = "{\"vehicles\":1}";
+	CHECK(fg_incidents_apply(incs, &ev, &id) == FG_APPLY_OPENED);
+	json_t *ref = json_pack("{s:s,s:s}", "sha256", "dd", "url", "u/dd");
+	CHECK(fg_incidents_add_snapshot(incs, id, "cam/3/region1", FG_KIND_FIRE_LANE_BLOCKED, ref,
+	                                9400) == 1);
+	CHECK(fg_incidents_add_snapshot(incs, id, "cam/3/region1", FG_KIND_FIRE_LANE_BLOCKED, ref,
+	                                9500) == 0);
+	CHECK(outbox_rows(id, "updated") == 1);
+	CHECK(q("SELECT count(*) FROM incidents WHERE id = %lld AND attrs ->> '$.vehicles' = 1"
+	        " AND json_array_length(attrs, '$.snapshots') = 1", (long long)id) == 1);
+	CHECK(q("SELECT count(*) FROM incident_history WHERE incident_id = %lld"
+	        " AND note = 'snapshot attached dd'", (long long)id) == 1);
+	CHECK(fg_incidents_add_snapshot(incs, id, "cam/9/region1", FG_KIND_FIRE_LANE_BLOCKED, ref,
+	                                9600) == -ENOENT);
+	json_decref(ref);
+}
+
 int main(void)
 {
 	test_dir_make();
@@ -408,6 +432,7 @@ int main(void)
 	test_long_device_id();
 	test_lane_attrs_revise();
 	test_pictures_survive_repeats();
+	test_add_snapshot();
 	close_all();
 	fg_incident_clear(NULL);
 	fg_incidents_free(NULL);
