@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <uv.h>
 #include "curluv.h"
+#include "fg_config.h"
 
 struct sock {
 	uv_poll_t poll;
@@ -191,4 +192,22 @@ void fg_curluv_free(fg_curluv *c)
 		curl_multi_cleanup(c->multi);
 	curl_global_cleanup();
 	free(c);
+}
+
+int fg_curl_easy_base(CURL *e, const char *url, void *priv, char *errbuf)
+{
+	int bad = 0;
+	bad |= curl_easy_setopt(e, CURLOPT_URL, url);
+	bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, priv);
+	bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "firegrid/" FG_VERSION);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	return bad;
 }

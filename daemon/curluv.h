@@ -31,4 +31,10 @@ void fg_curluv_close(fg_curluv *c, void (*closed)(void *data), void *data);
 /* Free once closed.  NULL-safe. */
 void fg_curluv_free(fg_curluv *c);
 
+/* The options every transfer firegrid makes shares: url, private pointer,
+ * error buffer (CURL_ERROR_SIZE), no signals, firegrid's User-Agent, and
+ * HTTP(S) only, redirects included.  0, or non-zero when curl refused an
+ * option.  The caller adds its own (callbacks, timeouts, TLS, auth). */
+int fg_curl_easy_base(CURL *e, const char *url, void *priv, char *errbuf);
+
 #endif

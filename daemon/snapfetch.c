@@ -8,7 +8,6 @@
 #include <uv.h>
 #include "backoff.h"
 #include "curluv.h"
-#include "fg_config.h"
 #include "log.h"
 #include "metrics.h"
 #include "snapfetch.h"
@@ -110,19 +109,13 @@ static int start(fg_snapfetch *sf, struct job *j)
 	j->len = 0;
 	j->too_large = false;
 	j->errbuf[0] = '\0';
-	curl_easy_setopt(e, CURLOPT_URL, j->url);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+	fg_curl_easy_base(e, j->url, j, j->errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)sf->conf->snap_fetch_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sf->conf->snap_max_image);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "firegrid/" FG_VERSION);
 	j->attempt++;
 	if (fg_curluv_add(sf->cu, e) < 0)
 		return -EIO;

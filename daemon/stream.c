@@ -216,23 +216,17 @@ static int stream_open(struct stream *st)
 	st->len = 0;
 	st->ctype[0] = st->boundary[0] = st->errbuf[0] = '\0';
 	st->parts = 0;
-	curl_easy_setopt(e, CURLOPT_URL, st->url);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, st);
+	fg_curl_easy_base(e, st->url, st, st->errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, st);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, st->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
 	/* silence longer than idle_timeout ends the transfer (heartbeats keep
 	 * a healthy stream above one byte per second over that window) */
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((st->idle_ms + 999) / 1000));
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
 	if (st->user) {
 		curl_easy_setopt(e, CURLOPT_USERNAME, st->user);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, st->pass ? st->pass : "");

@@ -15,7 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "backoff.h"
-#include "fg_config.h"
+#include "curluv.h"
 #include "log.h"
 #include "metrics.h"
 #include "sign.h"
@@ -236,25 +236,15 @@ static int req_setup(struct wh_req *req)
 	CURL *e = curl_easy_init();
 	if (!e)
 		return -ENOMEM;
-	int bad = 0;
-	bad |= curl_easy_setopt(e, CURLOPT_URL, sc->url);
-	bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+	int bad = fg_curl_easy_base(e, sc->url, req, req->errbuf);
 	bad |= curl_easy_setopt(e, CURLOPT_POST, 1L);
 	bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
-	bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
-	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)sc->timeout_ms);
 	bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)sc->connect_timeout_ms);
-	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "firegrid/" FG_VERSION);
 	bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
 	if (sc->ca_file)
 		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, sc->ca_file);
 	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, sc->tls_verify ? 1L : 0L);
