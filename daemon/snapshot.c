@@ -370,6 +370,9 @@ static int inline_list(fg_snapshots *s, json_t *list, size_t max_bytes, json_t *
 
 char *fg_snapshots_inline(fg_snapshots *s, const char *body, size_t max_bytes)
 {
+	/* Most bodies reference no picture: no need to parse them. */
+	if (!strstr(body, "\"sha256\""))
+		return NULL;
 	json_t *root = json_loads(body, 0, NULL), *seen = json_object();
 	json_t *data = json_object_get(root, "data");
 	json_t *attrs = json_object_get(json_object_get(data, "event"), "attrs");
