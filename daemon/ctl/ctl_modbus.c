@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "cloudevent.h"
 #include "ctl.h"
 #include "ctl_modbus.h"
 #include "interlock.h"
@@ -193,14 +194,6 @@ static void interlock_usage(FILE *f)
 	      "  outcome.  Power is never restored any other way.\n", f);
 }
 
-static json_t *time_or_null(sqlite3_stmt *s, int col)
-{
-	if (sqlite3_column_type(s, col) == SQLITE_NULL)
-		return json_null();
-	char buf[40];
-	return json_string(fg_time_iso(sqlite3_column_int64(s, col), buf, sizeof(buf)));
-}
-
 static json_t *text_or_null(sqlite3_stmt *s, int col)
 {
 	const char *t = (const char *)sqlite3_column_text(s, col);
@@ -253,7 +246,7 @@ static int interlock_status(struct ctl *c)
 	while (s && (r = fg_store_step_row(s)) > 0) {
 		json_t *row = json_pack("{s:o, s:o, s:o, s:b, s:b, s:o, s:I}",
 		                        "rule", text_or_null(s, 0), "last_action", text_or_null(s, 1),
-		                        "at", time_or_null(s, 2), "verified", sqlite3_column_int(s, 3),
+		                        "at", fg_cloudevent_time_json(sqlite3_column_int64(s, 2)), "verified", sqlite3_column_int(s, 3),
 		                        "dry_run", sqlite3_column_int(s, 4), "error", text_or_null(s, 5),
 		                        "pending_commands", (json_int_t)sqlite3_column_int64(s, 6));
 		json_array_append_new(rows, row);
@@ -299,7 +292,7 @@ static int interlock_history(struct ctl *c, const char *rule, long long limit)
 		json_t *readback = rb ? json_loads(rb, 0, NULL) : NULL;
 		json_t *row = json_pack(
 			"{s:I, s:o, s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, s:o, s:o, s:o, s:o}",
-			"id", (json_int_t)sqlite3_column_int64(s, 0), "at", time_or_null(s, 1),
+			"id", (json_int_t)sqlite3_column_int64(s, 0), "at", fg_cloudevent_time_json(sqlite3_column_int64(s, 1)),
 			"rule", text_or_null(s, 2), "action", text_or_null(s, 3),
 			"device", text_or_null(s, 4), "coils", coils ? coils : json_null(),
 			"value", sqlite3_column_int(s, 6), "dry_run", sqlite3_column_int(s, 7),

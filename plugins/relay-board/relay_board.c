@@ -97,9 +97,9 @@ static const struct fg_modbus_map *rb_modbus_map(void *state)
 
 static void rb_relay(struct rb *b, fg_decode_ctx *ctx, const struct mp_poll *p, int n)
 {
-	char name[24], dev[1100];
+	const char *name = b->names[n - 1];     /* "relay_<n>", from rb_init */
+	char dev[1100];
 	double v;
-	snprintf(name, sizeof(name), "relay_%d", n);
 	if (!mp_value(p, name, &v))
 		return;
 	json_t *cmd = p->commanded ? json_object_get(p->commanded, name) : NULL;
@@ -122,10 +122,9 @@ static int rb_decode(void *state, const struct fg_msg *msg, fg_decode_ctx *ctx)
 	mp_status_events(b->host, ctx, &p);
 	for (int i = 1; i <= b->cfg.channels; i++)
 		rb_relay(b, ctx, &p, i);
-	char name[24];
 	double v;
-	snprintf(name, sizeof(name), "input_%d", (int)b->cfg.smoke_input);
-	if (b->cfg.smoke_input && mp_value(&p, name, &v)) {
+	if (b->cfg.smoke_input &&
+	    mp_value(&p, b->names[b->cfg.channels + b->cfg.smoke_input - 1], &v)) {
 		bool active = (v != 0) != (b->cfg.smoke_active_low != 0);
 		json_t *a = json_pack("{s:I}", "input", (json_int_t)b->cfg.smoke_input);
 		mp_flag_check(b->host, ctx, &p, p.device, "smoke_input", FG_KIND_SMOKE,
