@@ -12,11 +12,9 @@
 #include "util.h"
 
 struct fg_ingest {
-	fg_store *st;                /* NULL when only validating a config */
-	fg_incidents *inc;
+	struct fg_ingest_out out;    /* out.st NULL when only validating a config */
 	fg_source_inst **inst;
 	size_t n_inst;
-	fg_snapfetch *sf;            /* NULL: pictures named by events are not fetched */
 };
 
 static struct fg_ratelimit decode_rl = FG_RATELIMIT_INIT(10000, 20);
@@ -26,9 +24,9 @@ static struct fg_ratelimit unmatched_rl = FG_RATELIMIT_INIT(60000, 5);
 static void persist_state_cb(void *data, const char *source, const char *device,
                              const char *key, const char *value)
 {
-	fg_ingest *ing = data;
-	fg_store_begin(ing->st);
-	int r = fg_store_state_put(ing->st, source, device, key, value);
+	const struct fg_ingest_out *out = data;
+	fg_store_begin(out->st);
+	int r = fg_store_state_put(out->st, source, device, key, value);
 	if (r < 0)
 		fg_log_rl(&apply_rl, FG_LOG_ERR, "ingest", "cannot store plugin state source=%s device=%s err=\"%s\"",
 		          source, device, fg_strerror(r));
@@ -41,11 +39,11 @@ static void load_state_cb(void *data, const char *device, const char *key, const
 
 static void emit_cb(void *data, const struct fg_ev *ev)
 {
-	fg_ingest *ing = data;
+	const struct fg_ingest_out *out = data;
 	int64_t id = 0;
 
 	fg_metrics_inc("firegrid_events_total", "kind", fg_kind_name(ev->kind));
-	int r = fg_incidents_apply(ing->inc, ev, &id);
+	int r = fg_incidents_apply(out->inc, ev, &id);
 	if (r < 0) {
 		fg_metrics_inc("firegrid_store_errors_total", NULL, NULL);
 		fg_log_rl(&apply_rl, FG_LOG_ERR, "ingest", "cannot store event source=%s device=%s kind=%s err=\"%s\"",
@@ -54,7 +52,7 @@ static void emit_cb(void *data, const struct fg_ev *ev)
 	}
 	if (ev->snapshot_url &&
 	    (r == FG_APPLY_OPENED || r == FG_APPLY_REALARM || r == FG_APPLY_REOPENED))
-		fg_snapfetch_add(ing->sf, id, ev);     /* counts and logs its own refusals */
+		fg_snapfetch_add(out->sf, id, ev);     /* counts and logs its own refusals */
 	switch (r) {
 	case FG_APPLY_OPENED:
 		fg_info("incident", "opened id=%lld device=%s kind=%s severity=%s source=%s",
@@ -104,8 +102,8 @@ static void decoded(const struct fg_conf_source *src, const char *topic, size_t 
 	}
 }
 
-static int decode_one(fg_ingest *ing, fg_source_inst *si, const struct fg_msg *msg,
-                      const char **reason)
+int fg_ingest_out_decode(const struct fg_ingest_out *out, fg_source_inst *si,
+                         const struct fg_msg *msg, const char **reason)
 {
 	const struct fg_conf_source *src = fg_source_inst_conf(si);
 	struct fg_msg m = *msg;
@@ -113,7 +111,7 @@ static int decode_one(fg_ingest *ing, fg_source_inst *si, const struct fg_msg *m
 	fg_metrics_inc("firegrid_messages_total", "source", src->name);
 
 	unsigned rejected = 0;
-	int r = fg_source_inst_decode(si, &m, emit_cb, ing, reason, &rejected);
+	int r = fg_source_inst_decode(si, &m, emit_cb, (void *)out, reason, &rejected);
 	decoded(src, msg->topic, msg->len, r, reason ? *reason : NULL, rejected);
 	return r;
 }
@@ -128,7 +126,7 @@ void fg_ingest_msg(fg_ingest *ing, const struct fg_msg *msg)
 			continue;
 		matched = true;
 		const char *reason = NULL;
-		decode_one(ing, ing->inst[i], msg, &reason);
+		fg_ingest_out_decode(&ing->out, ing->inst[i], msg, &reason);
 	}
 	if (!matched) {
 		fg_metrics_inc("firegrid_unmatched_total", NULL, NULL);
@@ -141,14 +139,14 @@ int fg_ingest_msg_to(fg_ingest *ing, const char *source, const struct fg_msg *ms
 {
 	for (size_t i = 0; i < ing->n_inst; i++)
 		if (strcmp(fg_source_inst_conf(ing->inst[i])->name, source) == 0)
-			return decode_one(ing, ing->inst[i], msg, reason);
+			return fg_ingest_out_decode(&ing->out, ing->inst[i], msg, reason);
 	return -ENOENT;
 }
 
 void fg_ingest_set_snapfetch(fg_ingest *ing, fg_snapfetch *sf)
 {
 	if (ing)
-		ing->sf = sf;
+		ing->out.sf = sf;
 }
 
 const struct fg_conf_source *fg_ingest_source(fg_ingest *ing, const char *source)
@@ -167,7 +165,7 @@ struct wake_ctx {
 static void wake_emit_cb(void *data, const struct fg_ev *ev)
 {
 	struct wake_ctx *w = data;
-	emit_cb(w->ing, ev);
+	emit_cb(&w->ing->out, ev);
 }
 
 static void wake_done_cb(void *data, const char *device, int result, const char *reason,
@@ -195,19 +193,6 @@ int fg_ingest_run_wakes(fg_ingest *ing, int64_t now_ms)
 	return total;
 }
 
-static int append_error(char **errs, const char *msg)
-{
-	size_t old = *errs ? strlen(*errs) : 0, add = strlen(msg);
-	char *n = realloc(*errs, old + add + 2);
-	if (!n)
-		return -ENOMEM;
-	if (old)
-		n[old++] = '\n';
-	memcpy(n + old, msg, add + 1);
-	*errs = n;
-	return 0;
-}
-
 int fg_ingest_new(const struct fg_conf *conf, fg_plugin_host *host, fg_store *st,
                   fg_incidents *inc, fg_ingest **ret, char **ret_errors)
 {
@@ -215,8 +200,7 @@ int fg_ingest_new(const struct fg_conf *conf, fg_plugin_host *host, fg_store *st
 	char *errs = NULL;
 	if (!ing)
 		return -ENOMEM;
-	ing->st = st;
-	ing->inc = inc;
+	ing->out = (struct fg_ingest_out){ .st = st, .inc = inc };
 	ing->inst = calloc(conf->n_sources ? conf->n_sources : 1, sizeof(*ing->inst));
 	if (!ing->inst) {
 		free(ing);
@@ -228,23 +212,19 @@ int fg_ingest_new(const struct fg_conf *conf, fg_plugin_host *host, fg_store *st
 		int r = fg_source_inst_new(host, conf->path, &conf->sources[i], &si, &e);
 		if (r < 0) {
 			if (e)
-				append_error(&errs, e);
+				fg_lines_append(&errs, "%s", e);
 			else {
-				char buf[512];
-				snprintf(buf, sizeof(buf), "%s:%d: [source %s] cannot start plugin '%s': %s",
-				         conf->path, conf->sources[i].line, conf->sources[i].name,
-				         conf->sources[i].plugin, fg_strerror(r));
-				append_error(&errs, buf);
+				fg_lines_append(&errs, "%s:%d: [source %s] cannot start plugin '%s': %s",
+				                conf->path, conf->sources[i].line, conf->sources[i].name,
+				                conf->sources[i].plugin, fg_strerror(r));
 			}
 			free(e);
 			continue;
 		}
 		free(e);
 		ing->inst[ing->n_inst++] = si;
-		if (st) {
-			fg_store_state_load(st, conf->sources[i].name, load_state_cb, si);
-			fg_source_inst_set_persist(si, persist_state_cb, ing);
-		}
+		if (st)
+			fg_ingest_out_attach(&ing->out, si);
 	}
 	if (errs) {
 		fg_ingest_free(ing);
@@ -253,6 +233,12 @@ int fg_ingest_new(const struct fg_conf *conf, fg_plugin_host *host, fg_store *st
 	}
 	*ret = ing;
 	return 0;
+}
+
+void fg_ingest_out_attach(const struct fg_ingest_out *out, fg_source_inst *si)
+{
+	fg_store_state_load(out->st, fg_source_inst_conf(si)->name, load_state_cb, si);
+	fg_source_inst_set_persist(si, persist_state_cb, (void *)out);
 }
 
 void fg_ingest_free(fg_ingest *ing)

@@ -46,4 +46,22 @@ void fg_ingest_set_snapfetch(fg_ingest *ing, struct fg_snapfetch *sf);
  * calls this about once a second.  Returns how many ran. */
 int fg_ingest_run_wakes(fg_ingest *ing, int64_t now_ms);
 
+/*
+ * The same path for plugin instances the ingest does not own (a Modbus
+ * device's, modbus.h): where their events and plugin state go.
+ */
+struct fg_ingest_out {
+	fg_store *st;
+	fg_incidents *inc;
+	struct fg_snapfetch *sf;   /* NULL: pictures named by events are not fetched */
+};
+/* Load si's persisted plugin state and persist its changes to out->st
+ * (out must outlive si). */
+void fg_ingest_out_attach(const struct fg_ingest_out *out, fg_source_inst *si);
+/* Decode one message with si: counted (messages, decode errors, rejected
+ * events) and logged like every message, its events folded into incidents.
+ * The plugin's result, with its reason in *reason (may be NULL). */
+int fg_ingest_out_decode(const struct fg_ingest_out *out, fg_source_inst *si,
+                         const struct fg_msg *msg, const char **reason);
+
 #endif

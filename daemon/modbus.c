@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <modbus/modbus.h>   /* not "modbus.h": that is ours */
 #include "backoff.h"
+#include "ingest.h"
 #include "interlock.h"
 #include "log.h"
 #include "metrics.h"
@@ -98,8 +99,7 @@ struct mb_device {
 struct fg_modbus {
 	uv_loop_t *loop;
 	const struct fg_conf *conf;
-	fg_store *st;
-	fg_incidents *inc;
+	struct fg_ingest_out out;  /* where decoded polls go: the ingest path */
 	struct mb_bus *buses;
 	size_t n_buses;
 	struct mb_device *devs;
@@ -112,7 +112,6 @@ struct fg_modbus {
 };
 
 static struct fg_ratelimit decode_rl = FG_RATELIMIT_INIT(10000, 20);
-static struct fg_ratelimit apply_rl = FG_RATELIMIT_INIT(10000, 5);
 
 /* ======================================================================== */
 /* The worker (bus thread): the only code that calls libmodbus              */
@@ -414,41 +413,6 @@ static void bus_submit(struct mb_bus *b, struct mb_req *req, bool urgent)
 	uv_mutex_unlock(&b->lock);
 }
 
-static void emit_cb(void *data, const struct fg_ev *ev)
-{
-	struct mb_device *d = data;
-	fg_modbus *m = d->m;
-	int64_t id = 0;
-
-	fg_metrics_inc("firegrid_events_total", "kind", fg_kind_name(ev->kind));
-	int r = fg_incidents_apply(m->inc, ev, &id);
-	if (r < 0) {
-		fg_metrics_inc("firegrid_store_errors_total", NULL, NULL);
-		fg_log_rl(&apply_rl, FG_LOG_ERR, "modbus", "cannot store event device=%s kind=%s "
-		          "err=\"%s\"", ev->device, fg_kind_name(ev->kind), fg_strerror(r));
-		return;
-	}
-	if (r != FG_APPLY_REPEAT)
-		fg_info("modbus", "event device=%s kind=%s severity=%s incident=%lld%s", ev->device,
-		        fg_kind_name(ev->kind), fg_severity_name(ev->severity), (long long)id,
-		        r == FG_APPLY_OPENED ? " (opened)" : r == FG_APPLY_CLEARED ? " (cleared)" : "");
-}
-
-static void persist_state_cb(void *data, const char *source, const char *device,
-                             const char *key, const char *value)
-{
-	fg_modbus *m = data;
-	int r = fg_store_state_put(m->st, source, device, key, value);
-	if (r < 0)
-		fg_log_rl(&apply_rl, FG_LOG_ERR, "modbus", "cannot store plugin state device=%s "
-		          "err=\"%s\"", source, fg_strerror(r));
-}
-
-static void load_state_cb(void *data, const char *device, const char *key, const char *value)
-{
-	fg_source_inst_state_load(data, device, key, value);
-}
-
 static void poll_done(struct mb_device *d, struct mb_req *req)
 {
 	const char *name = d->conf->name;
@@ -491,16 +455,7 @@ static void poll_done(struct mb_device *d, struct mb_req *req)
 		.recv_time_ms = fg_now_ms(),
 	};
 	const char *reason = NULL;
-	unsigned rejected = 0;
-	int r = fg_source_inst_decode(d->si, &msg, emit_cb, d, &reason, &rejected);
-	if (rejected)
-		fg_metrics_add("firegrid_events_rejected_total", "source", name, rejected);
-	if (r < 0) {
-		fg_metrics_inc("firegrid_decode_errors_total", "source", name);
-		fg_log_rl(&decode_rl, FG_LOG_WARN, "modbus", "cannot decode device=%s plugin=%s "
-		          "err=\"%s\" reason=\"%s\"", name, d->conf->plugin, fg_strerror(r),
-		          reason ? reason : "");
-	}
+	fg_ingest_out_decode(&d->m->out, d->si, &msg, &reason);
 	free(payload);
 }
 
@@ -661,30 +616,6 @@ size_t fg_modbus_n_devices(const fg_modbus *m)
 /* Setup and teardown                                                       */
 /* ======================================================================== */
 
-static int append_error(char **errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int append_error(char **errs, const char *fmt, ...)
-{
-	char *line = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&line, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	size_t old = *errs ? strlen(*errs) : 0;
-	char *x = realloc(*errs, old + (size_t)n + 2);
-	if (!x) {
-		free(line);
-		return -ENOMEM;
-	}
-	if (old)
-		x[old++] = '\n';
-	memcpy(x + old, line, (size_t)n + 1);
-	*errs = x;
-	free(line);
-	return 0;
-}
-
 static int device_setup(fg_modbus *m, struct mb_device *d, fg_plugin_host *host, char **errs)
 {
 	const struct fg_conf_modbus_device *c = d->conf;
@@ -701,23 +632,23 @@ static int device_setup(fg_modbus *m, struct mb_device *d, fg_plugin_host *host,
 		if (strcmp(m->buses[i].conf->name, c->bus) == 0)
 			d->bus = &m->buses[i];
 	if (!d->bus)
-		return append_error(errs, "%s:%d: [modbus-device %s] bus: no [modbus-bus %s]", path,
+		return fg_lines_append(errs, "%s:%d: [modbus-device %s] bus: no [modbus-bus %s]", path,
 		                    c->line, c->name, c->bus) < 0 ? -ENOMEM : -EINVAL;
 
 	/* A plugin that is not a Modbus plugin says so, rather than refusing the
 	 * thresholds it does not know. */
 	const struct fg_plugin *desc = NULL;
 	if (fg_plugin_host_find(host, c->plugin, &desc, NULL, 0) == 0 && !fg_plugin_is_modbus(desc))
-		return append_error(errs, "%s:%d: [modbus-device %s] plugin: '%s' is not a Modbus "
+		return fg_lines_append(errs, "%s:%d: [modbus-device %s] plugin: '%s' is not a Modbus "
 		                    "plugin (it declares no register map)", path, c->line, c->name,
 		                    c->plugin) < 0 ? -ENOMEM : -EINVAL;
 	char *e = NULL;
 	int r = fg_source_inst_new(host, path, &d->src, &d->si, &e);
 	if (r < 0) {
 		if (e)
-			append_error(errs, "%s", e);
+			fg_lines_append(errs, "%s", e);
 		else
-			append_error(errs, "%s:%d: [modbus-device %s] plugin: cannot start '%s': %s",
+			fg_lines_append(errs, "%s:%d: [modbus-device %s] plugin: cannot start '%s': %s",
 			             path, c->line, c->name, c->plugin, fg_strerror(r));
 		free(e);
 		return -EINVAL;
@@ -728,16 +659,14 @@ static int device_setup(fg_modbus *m, struct mb_device *d, fg_plugin_host *host,
 	                          c->scale, c->n_scale, c->word_order, c->n_word_order, &d->map,
 	                          why, sizeof(why));
 	if (r == -EINVAL)
-		return append_error(errs, "%s:%d: [modbus-device %s] register map: %s", path, c->line,
+		return fg_lines_append(errs, "%s:%d: [modbus-device %s] register map: %s", path, c->line,
 		                    c->name, why) < 0 ? -ENOMEM : -EINVAL;
 	if (r < 0 || (r = fg_modbus_plan_new(d->map, &d->plan)) < 0)
 		return r;
 	struct fg_modbus_origin origin = { c->name, d->bus->conf->name, (int)c->unit, c->role };
 	fg_modbus_topic(&origin, d->topic, sizeof(d->topic));
-	if (m->st) {
-		fg_store_state_load(m->st, c->name, load_state_cb, d->si);
-		fg_source_inst_set_persist(d->si, persist_state_cb, m);
-	}
+	if (m->out.st)
+		fg_ingest_out_attach(&m->out, d->si);
 	d->bus->n_devices++;
 	return 0;
 }
@@ -772,8 +701,7 @@ int fg_modbus_new(uv_loop_t *loop, const struct fg_conf *conf, fg_plugin_host *h
 		return -ENOMEM;
 	m->loop = loop;
 	m->conf = conf;
-	m->st = st;
-	m->inc = inc;
+	m->out = (struct fg_ingest_out){ .st = st, .inc = inc };
 	m->buses = calloc(conf->n_modbus_buses ? conf->n_modbus_buses : 1, sizeof(*m->buses));
 	m->devs = calloc(conf->n_modbus_devices ? conf->n_modbus_devices : 1, sizeof(*m->devs));
 	int r = m->buses && m->devs ? 0 : -ENOMEM;
@@ -797,7 +725,7 @@ int fg_modbus_new(uv_loop_t *loop, const struct fg_conf *conf, fg_plugin_host *h
 		char *e = NULL;
 		r = fg_interlock_new(loop, conf, m, st, inc, &m->il, &e);
 		if (e) {
-			append_error(&errs, "%s", e);
+			fg_lines_append(&errs, "%s", e);
 			free(e);
 		}
 	}

@@ -1,6 +1,7 @@
 /* Small shared helpers: clocks, ISO-8601, files, jitter PRNG. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,4 +204,27 @@ uint64_t fg_rand_next(uint64_t *state)
 	x ^= x >> 27;
 	*state = x;
 	return x * 0x2545f4914f6cdd1dull;
+}
+
+int fg_lines_append(char **text, const char *fmt, ...)
+{
+	char *line = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	size_t old = *text ? strlen(*text) : 0;
+	char *x = realloc(*text, old + (size_t)n + 2);
+	if (!x) {
+		free(line);
+		return -ENOMEM;
+	}
+	if (old)
+		x[old++] = '\n';
+	memcpy(x + old, line, (size_t)n + 1);
+	*text = x;
+	free(line);
+	return 0;
 }

@@ -24,6 +24,11 @@ int fg_read_file(const char *path, size_t max_len, char **ret, size_t *ret_len);
 /* Read a secret from a file: first line, trailing whitespace stripped. */
 int fg_read_secret_file(const char *path, char **ret);
 
+/* Append one printf-formatted line to a malloc'd, newline-separated text
+ * (*text NULL = empty), as config checks collect their errors.  0 or
+ * -ENOMEM (*text unchanged). */
+int fg_lines_append(char **text, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* xorshift-based PRNG for jitter (not for secrets).  Seed with fg_rand_seed. */
 uint64_t fg_rand_seed(void);
 uint64_t fg_rand_next(uint64_t *state);
