@@ -64,9 +64,13 @@ static void set_connected(struct stream *st, bool on)
 /* One complete part: to the source's plugin. */
 static void deliver(struct stream *st, const uint8_t *p, size_t n)
 {
-	char ct[MP_BOUNDARY_MAX + 64];
+	char ct[MP_BOUNDARY_MAX + 64], b[MP_BOUNDARY_MAX + 1];
 	const char *ctype = st->ctype;
-	if (!mp_type_is(ctype, strlen(ctype), "multipart/*")) {
+	/* The plugin splits the part with the boundary of its Content-Type:
+	 * name the one this stream uses when the response's does not (no
+	 * multipart type, or one without a boundary: it was sniffed). */
+	if (!mp_type_is(ctype, strlen(ctype), "multipart/*") ||
+	    mp_boundary(ctype, b, sizeof(b)) < 0) {
 		snprintf(ct, sizeof(ct), "multipart/mixed; boundary=\"%s\"", st->boundary);
 		ctype = ct;
 	}
@@ -119,12 +123,9 @@ static void parse(struct stream *st)
 		fg_metrics_inc("firegrid_stream_errors_total", "source", st->source);
 		fg_log_rl(&st->owner->rl, FG_LOG_WARN, MOD, "malformed part skipped source=%s",
 		          st->source);
-		size_t bl = strlen(st->boundary), i = start + 2;
-		while (i + 2 + bl <= st->len &&
-		       !(st->buf[i] == '-' && st->buf[i + 1] == '-' && st->buf[i - 1] == '\n' &&
-		         memcmp(st->buf + i + 2, st->boundary, bl) == 0))
-			i++;
-		start = i + 2 + bl <= st->len ? i : st->len;
+		ptrdiff_t d = mp_find_delim(st->buf, st->len, st->boundary, strlen(st->boundary),
+		                            start + 2);
+		start = d < 0 ? st->len : (size_t)d;
 	}
 	memmove(st->buf, st->buf + start, st->len - start);
 	st->len -= start;
@@ -179,10 +180,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 		size_t l = (size_t)(nl - st->buf);
 		if (l && st->buf[l - 1] == '\r')
 			l--;
-		if (l < 3 || l - 2 > MP_BOUNDARY_MAX || st->buf[0] != '-' || st->buf[1] != '-')
+		if (l - 2 > MP_BOUNDARY_MAX ||
+		    mp_boundary_sniff(st->buf, l, st->boundary, sizeof(st->boundary)) < 0)
 			return 0;
-		memcpy(st->boundary, st->buf + 2, l - 2);
-		st->boundary[l - 2] = '\0';
 	}
 	parse(st);
 	return n;

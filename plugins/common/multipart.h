@@ -156,8 +156,8 @@ static MP_UNUSED const char *mp_header(const struct mp_part *part, const char *n
 
 /* Find "--B" at the start of a line (position 0 counts as a line start)
  * in [p, p+n); returns its offset or -1. */
-static MP_UNUSED ptrdiff_t mp__find_delim(const uint8_t *p, size_t n, const char *b, size_t blen,
-                                          size_t from)
+static MP_UNUSED ptrdiff_t mp_find_delim(const uint8_t *p, size_t n, const char *b, size_t blen,
+                                         size_t from)
 {
 	for (size_t i = from; i + 2 + blen <= n; i++) {
 		if (p[i] != '-' || p[i + 1] != '-' || (i > 0 && p[i - 1] != '\n'))
@@ -197,7 +197,7 @@ static MP_UNUSED int mp_next(const uint8_t *p, size_t n, const char *boundary, b
 	memset(part, 0, sizeof(*part));
 	if (!blen || blen > MP_BOUNDARY_MAX)
 		return -EBADMSG;
-	ptrdiff_t d = mp__find_delim(p, n, boundary, blen, 0);
+	ptrdiff_t d = mp_find_delim(p, n, boundary, blen, 0);
 	if (d < 0) {
 		if (final)
 			return 0;              /* an epilogue, or nothing */
@@ -270,7 +270,7 @@ static MP_UNUSED int mp_next(const uint8_t *p, size_t n, const char *boundary, b
 	if (cl && cl_len && k == cl_len) {
 		if (v <= n - i) {
 			size_t after = i + v, e2 = mp__eol(p + after, n - after);
-			bool delim = mp__find_delim(p, n, boundary, blen, after + e2) ==
+			bool delim = mp_find_delim(p, n, boundary, blen, after + e2) ==
 			             (ptrdiff_t)(after + e2);
 			if (after == n || (e2 && (after + e2 == n || delim || !final)) || delim) {
 				part->body_len = v;
@@ -281,7 +281,7 @@ static MP_UNUSED int mp_next(const uint8_t *p, size_t n, const char *boundary, b
 			return (*consumed = (size_t)d), -EAGAIN;
 		}
 	}
-	ptrdiff_t next = mp__find_delim(p, n, boundary, blen, i);
+	ptrdiff_t next = mp_find_delim(p, n, boundary, blen, i);
 	if (next < 0 && !final)
 		return (*consumed = (size_t)d), -EAGAIN;
 	/* the body runs to the next delimiter, or to the end of the data; the

@@ -71,7 +71,10 @@ def handler_for(cam):
                 cam.connections += 1
                 n = cam.connections
             self.send_response(200)
-            self.send_header('Content-Type', 'multipart/x-mixed-replace; boundary=myboundary')
+            # Some firmware names no boundary: after the reconnect firegridd
+            # takes it from the first delimiter line.
+            self.send_header('Content-Type', 'multipart/x-mixed-replace; boundary=myboundary'
+                             if n == 1 else 'multipart/x-mixed-replace')
             self.send_header('Connection', 'close')
             self.end_headers()
             try:
